@@ -1,0 +1,5 @@
+import sys
+
+from kubepie.cli import main
+
+sys.exit(main())
