@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules for the kubelet APIs (see ``scripts/gpu-protos``)."""
