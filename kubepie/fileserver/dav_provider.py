@@ -1,0 +1,355 @@
+"""The wsgidav adapter: a DAV provider over :class:`Mounts`, confined and mount-aware.
+
+URL paths below ``/dav`` are ``/<mount>/<path>``; ``/`` itself is a read-only collection of the
+mounts. Every path goes through :meth:`Mount.resolve` (so ``..``, NUL and symlinks leading out
+of a mount are refused), writes to a read-only mount are refused, and every ``OSError`` becomes
+the DAV status of :func:`kubepie.fileserver.errors.from_oserror` (403, 404, 507) instead of a
+500. A PUT writes a temporary file next to its target and renames it into place only once the
+whole body has arrived; a short or failed upload removes the temporary file and leaves the
+previous version untouched. Only this module and :mod:`kubepie.fileserver.dav_app` import
+wsgidav.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wsgidav import util
+from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
+from wsgidav.dav_provider import DAVCollection, DAVProvider
+from wsgidav.fs_dav_provider import FileResource, FolderResource
+
+from kubepie.fileserver.dav_props import copy_dead_properties
+from kubepie.fileserver.errors import FileServerError, NoSuchMount, from_oserror
+from kubepie.fileserver.mounts import Mount, Mounts, split_path
+
+#: Marks the temporary file of an upload in progress; such names are hidden from listings.
+UPLOAD_MARK = ".kubepie-upload-"
+
+Environ = dict[str, Any]
+
+
+def dav_error(exc: FileServerError) -> DAVError:
+    return DAVError(exc.status, str(exc))
+
+
+@contextlib.contextmanager
+def os_errors(what: str) -> Iterator[None]:
+    """Turn an ``OSError`` (or one of our errors) raised inside into the matching DAVError."""
+    try:
+        yield
+    except OSError as exc:
+        raise dav_error(from_oserror(exc, what)) from exc
+    except FileServerError as exc:
+        raise dav_error(exc) from exc
+
+
+def _etag(st: os.stat_result) -> str:
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+class MountsProvider(DAVProvider):  # type: ignore[misc]
+    """Serves ``/<mount>/<path>`` for each mount; the provider is never read-only as a whole."""
+
+    def __init__(self, mounts: Mounts) -> None:
+        super().__init__()
+        self.mounts = mounts
+        self.readonly = False
+        self.fs_opts = {"follow_symlinks": True}
+
+    def __repr__(self) -> str:
+        return f"MountsProvider({list(self.mounts)!r})"
+
+    def is_readonly(self) -> bool:
+        return False
+
+    def locate(self, path: str) -> tuple[Mount, Path] | None:
+        """``(mount, file path)`` for a DAV path, None for ``/``; raises our errors."""
+        segments = split_path(path)
+        if not segments:
+            return None
+        mount = self.mounts[segments[0]]
+        return mount, mount.resolve(segments[1:])
+
+    def _loc_to_file_path(self, path: str, environ: Environ | None = None) -> str:
+        with os_errors(path):
+            located = self.locate(path)
+        if located is None:
+            raise DAVError(HTTP_FORBIDDEN, "the list of mounts is not a directory")
+        return str(located[1])
+
+    def file_for_ref_url(self, ref_url: str) -> str | None:
+        """The file behind a wsgidav reference URL, or None (the mount list, bad paths)."""
+        try:
+            located = self.locate(self.ref_url_to_path(ref_url))
+        except FileServerError:
+            return None
+        return str(located[1]) if located else None
+
+    def get_resource_inst(self, path: str, environ: Environ) -> Any:
+        self._count_get_resource_inst += 1
+        try:
+            located = self.locate(path)
+        except NoSuchMount:
+            return None
+        except FileServerError as exc:
+            raise dav_error(exc) from exc
+        if located is None:
+            return MountList(path, environ)
+        mount, file_path = located
+        try:
+            st = os.stat(file_path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise dav_error(from_oserror(exc, path)) from exc
+        if stat.S_ISDIR(st.st_mode):
+            return DavFolder(path, environ, mount, str(file_path), st)
+        if stat.S_ISREG(st.st_mode):
+            return DavFile(path, environ, mount, str(file_path), st)
+        raise DAVError(HTTP_FORBIDDEN, "not a regular file or directory")
+
+
+def _writable(environ: Environ, *paths: str) -> None:
+    """Refuse (403) when any of ``paths`` lies in a read-only mount."""
+    provider: MountsProvider = environ["wsgidav.provider"]
+    for path in paths:
+        with os_errors(path):
+            located = provider.locate(path)
+            if located is None:
+                raise DAVError(HTTP_FORBIDDEN, "the list of mounts cannot be changed")
+            located[0].check_writable()
+
+
+class _Upload:
+    """The temporary file a PUT writes to; counts the bytes it was given."""
+
+    def __init__(self, directory: str, name: str) -> None:
+        self.path = os.path.join(directory, f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o666)
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            count = os.write(self.fd, view)
+            view = view[count:]
+            self.written += count
+        return len(data)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class DavFile(FileResource):  # type: ignore[misc]
+    """A regular file in a mount; ``st`` None means a PUT target that does not exist yet."""
+
+    def __init__(
+        self, path: str, environ: Environ, mount: Mount, file_path: str, st: os.stat_result | None
+    ) -> None:
+        super(FileResource, self).__init__(path, environ)
+        self.mount = mount
+        self._file_path = file_path
+        self.file_stat = st
+        self.name = os.path.basename(file_path)
+        self._upload: _Upload | None = None
+
+    def get_content_length(self) -> int:
+        return self.file_stat.st_size if self.file_stat else 0
+
+    def get_creation_date(self) -> float | None:
+        return self.file_stat.st_ctime if self.file_stat else None
+
+    def get_last_modified(self) -> float | None:
+        return self.file_stat.st_mtime if self.file_stat else None
+
+    def get_etag(self) -> str | None:
+        return _etag(self.file_stat) if self.file_stat else None
+
+    def get_content(self) -> Any:
+        with os_errors(self.path):
+            return open(self._file_path, "rb", buffering=0)
+
+    def begin_write(self, *, content_type: str | None = None) -> _Upload:
+        _writable(self.environ, self.path)
+        with os_errors(self.path):
+            self._upload = _Upload(os.path.dirname(self._file_path), self.name)
+        return self._upload
+
+    def end_write(self, *, with_errors: bool) -> None:
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        upload.close()
+        expected = self.environ.get("CONTENT_LENGTH") or ""
+        chunked = "chunked" in self.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if not with_errors and not chunked and expected.isdigit():
+            with_errors = int(expected) != upload.written
+            if with_errors:
+                upload.discard()
+                raise DAVError(HTTP_BAD_REQUEST, "body shorter than its Content-Length")
+        if with_errors:
+            upload.discard()
+            return
+        try:
+            with os_errors(self.path):
+                self._adopt_old_metadata(upload.path)
+                os.replace(upload.path, self._file_path)
+                self.file_stat = os.stat(self._file_path)
+        except BaseException:
+            upload.discard()
+            raise
+
+    def _adopt_old_metadata(self, temp: str) -> None:
+        """Give the new version the old one's mode, group and dead properties."""
+        try:
+            old = os.stat(self._file_path)
+        except FileNotFoundError:
+            return
+        os.chmod(temp, stat.S_IMODE(old.st_mode))
+        with contextlib.suppress(OSError):
+            os.chown(temp, -1, old.st_gid)
+        copy_dead_properties(self._file_path, temp)
+
+    def delete(self) -> None:
+        _writable(self.environ, self.path)
+        with os_errors(self.path):
+            super().delete()
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        _writable(self.environ, dest_path, *([self.path] if is_move else []))
+        with os_errors(dest_path):
+            super().copy_move_single(dest_path, is_move=is_move)
+
+    def move_recursive(self, dest_path: str) -> None:
+        _writable(self.environ, self.path, dest_path)
+        with os_errors(dest_path):
+            super().move_recursive(dest_path)
+
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        _writable(self.environ, dest_path)
+        with os_errors(dest_path):
+            result: bool = super().set_last_modified(dest_path, time_stamp, dry_run=dry_run)
+        return result
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        _writable(self.environ, self.path)
+        return super().set_property_value(name, value, dry_run=dry_run)
+
+
+class DavFolder(FolderResource):  # type: ignore[misc]
+    """A directory in a mount (the mount root included, which cannot be deleted or moved)."""
+
+    def __init__(
+        self, path: str, environ: Environ, mount: Mount, file_path: str, st: os.stat_result
+    ) -> None:
+        super(FolderResource, self).__init__(path, environ)
+        self.mount = mount
+        self._file_path = file_path
+        self.file_stat = st
+        self.name = os.path.basename(file_path)
+        self.is_mount_root = len(split_path(path)) == 1
+
+    def get_display_name(self) -> str:
+        return self.mount.name if self.is_mount_root else self.name
+
+    def get_member_names(self) -> list[str]:
+        names: list[str] = []
+        with os_errors(self.path), os.scandir(self._file_path) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") and UPLOAD_MARK in entry.name:
+                    continue
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    root = os.path.realpath(self.mount.root)
+                    if not (real == root or real.startswith(root + os.sep)):
+                        continue
+                try:
+                    if entry.is_dir() or entry.is_file():
+                        names.append(entry.name)
+                except OSError:
+                    continue
+        return names
+
+    def get_member(self, name: str) -> Any:
+        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
+
+    def create_empty_resource(self, name: str) -> Any:
+        path = util.join_uri(self.path, name)
+        _writable(self.environ, path)
+        file_path = self.provider._loc_to_file_path(path, self.environ)
+        if self.environ.get("REQUEST_METHOD") == "PUT":
+            # Nothing on disk until the whole body has arrived (see DavFile.end_write).
+            return DavFile(path, self.environ, self.mount, file_path, None)
+        with os_errors(path):
+            os.close(os.open(file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        return self.provider.get_resource_inst(path, self.environ)
+
+    def create_collection(self, name: str) -> None:
+        path = util.join_uri(self.path, name)
+        _writable(self.environ, path)
+        with os_errors(path):
+            super().create_collection(name)
+
+    def _not_root(self) -> None:
+        if self.is_mount_root:
+            raise DAVError(HTTP_FORBIDDEN, "a mount root cannot be deleted or moved")
+
+    def delete(self) -> None:
+        self._not_root()
+        _writable(self.environ, self.path)
+        with os_errors(self.path):
+            super().delete()
+
+    def copy_move_single(self, dest_path: str, *, is_move: bool) -> None:
+        if is_move:
+            self._not_root()
+        _writable(self.environ, dest_path, *([self.path] if is_move else []))
+        with os_errors(dest_path):
+            super().copy_move_single(dest_path, is_move=is_move)
+
+    def move_recursive(self, dest_path: str) -> None:
+        self._not_root()
+        _writable(self.environ, self.path, dest_path)
+        with os_errors(dest_path):
+            super().move_recursive(dest_path)
+
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        _writable(self.environ, dest_path)
+        with os_errors(dest_path):
+            result: bool = super().set_last_modified(dest_path, time_stamp, dry_run=dry_run)
+        return result
+
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        _writable(self.environ, self.path)
+        return super().set_property_value(name, value, dry_run=dry_run)
+
+
+class MountList(DAVCollection):  # type: ignore[misc]
+    """``/dav/``: the mounts as a read-only collection (no files, no properties, no locks)."""
+
+    def get_member_names(self) -> list[str]:
+        return list(self.provider.mounts)
+
+    def get_member(self, name: str) -> Any:
+        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
+
+    def get_display_name(self) -> str:
+        return "dav"
+
+    def prevent_locking(self) -> bool:
+        return True

@@ -1,0 +1,93 @@
+"""Turn the command line (and the parent's JSON) into settings, refuse unsafe starts, run.
+
+Standalone: runs as the invoking user (never root) with Basic credentials from
+``KUBEPIE_ACCESS_KEY`` / ``KUBEPIE_SECRET_KEY``. Backend: the identity, mounts and per-server
+secret come from the parent as JSON (stdin by default, never the command line); the secret may
+instead come from ``KUBEPIE_SERVER_SECRET``, which is removed from the environment at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from kubepie.fileserver.settings import (
+    BasicCredentials,
+    FileServerSettings,
+    SettingsError,
+    backend_settings,
+    parse_address,
+    parse_roots,
+)
+
+SECRET_ENV = "KUBEPIE_SERVER_SECRET"  # noqa: S105 (a variable name)
+ACCESS_ENV = "KUBEPIE_ACCESS_KEY"
+SECRET_KEY_ENV = "KUBEPIE_SECRET_KEY"  # noqa: S105 (a variable name)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """``$XDG_STATE_HOME/kubepie/fileserver``, else ``~/.local/state/kubepie/fileserver``."""
+    base = environ.get("XDG_STATE_HOME") or os.path.join(
+        environ.get("HOME") or os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "kubepie" / "fileserver"
+
+
+def standalone_settings(
+    *,
+    roots: Sequence[str],
+    listen: str,
+    s3_listen: str | None,
+    state_dir: str | None,
+    environ: Mapping[str, str],
+    euid: int,
+) -> FileServerSettings:
+    """Settings for ``--standalone``; refuses root and missing credentials."""
+    if euid == 0:
+        raise SettingsError(
+            "--standalone refuses to run as root: run it as the user whose files it serves"
+        )
+    access, secret = environ.get(ACCESS_ENV, ""), environ.get(SECRET_KEY_ENV, "")
+    if not access or not secret:
+        raise SettingsError(
+            f"--standalone needs credentials: set {ACCESS_ENV} and {SECRET_KEY_ENV}"
+        )
+    if ":" in access:
+        raise SettingsError(f"{ACCESS_ENV} must not contain ':' (HTTP Basic splits on it)")
+    return FileServerSettings(
+        mounts=parse_roots(roots),
+        listen=parse_address(listen, "--listen"),
+        s3_listen=parse_address(s3_listen, "--s3-listen") if s3_listen else None,
+        auth=BasicCredentials(access, secret),
+        username=environ.get("USER", "") or str(euid),
+        state_dir=Path(state_dir) if state_dir else default_state_dir(environ),
+    )
+
+
+def read_backend_settings(
+    stream: IO[str],
+    *,
+    listen: str,
+    s3_listen: str | None,
+    state_dir: str | None,
+    environ: MutableMapping[str, str],
+) -> FileServerSettings:
+    """Settings from the parent's JSON on ``stream``; pops the secret from ``environ``."""
+    secret = environ.pop(SECRET_ENV, None)
+    try:
+        doc: Any = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"backend configuration is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SettingsError("backend configuration must be a JSON object")
+    if state_dir and "state_dir" not in doc:
+        doc["state_dir"] = state_dir
+    return backend_settings(
+        doc,
+        listen=parse_address(listen, "--listen"),
+        s3_listen=parse_address(s3_listen, "--s3-listen") if s3_listen else None,
+        secret=secret,
+    )

@@ -1,0 +1,158 @@
+"""Run the file server: bind the listeners, drop privileges, serve WebDAV (and S3) in one loop.
+
+Order matters (:func:`run`): the listening sockets are created first, with the starting
+process's ids (a unix socket gets mode 0600, so only its owner, the router, can connect); then
+privileges are dropped when the process is root; only then are the mounts opened and the
+applications built. Both listeners are uvicorn servers in the same event loop; SIGTERM and
+SIGINT stop both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import stat
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+
+import uvicorn
+
+# Imported before privileges are dropped: uvicorn loads these lazily, and the dropped process
+# may not be allowed to read the interpreter's directories any more.
+import uvicorn.lifespan.off
+import uvicorn.protocols.http.httptools_impl
+import uvloop
+
+from kubepie.fileserver.asgi import ASGIApp
+from kubepie.fileserver.auth import AuthGate
+from kubepie.fileserver.dav_app import create_dav_app
+from kubepie.fileserver.mounts import Mounts
+from kubepie.fileserver.privileges import drop_privileges, verify_dropped
+from kubepie.fileserver.settings import (
+    Address,
+    FileServerSettings,
+    SettingsError,
+    TcpAddress,
+    UnixAddress,
+    open_mounts,
+)
+
+#: Builds the S3 application for the ``--s3-listen`` listener from the opened mounts.
+S3Factory = Callable[[Mounts, FileServerSettings], ASGIApp]
+
+
+def bind(address: Address) -> socket.socket:
+    """A listening socket for ``address``; a unix socket is made 0600 before it listens."""
+    if isinstance(address, UnixAddress):
+        path = address.path
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                path.unlink()  # a stale socket of an earlier run
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+    else:
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address.host, address.port))
+        except OSError as exc:
+            sock.close()
+            raise SettingsError(f"cannot listen on {address}: {exc.strerror}") from exc
+    sock.listen(1024)
+    sock.set_inheritable(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    app: ASGIApp
+    sock: socket.socket
+
+
+async def serve(listeners: Sequence[Listener]) -> None:
+    """Serve every listener until SIGTERM or SIGINT."""
+    servers = [
+        _Server(
+            uvicorn.Config(
+                item.app,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                http="httptools",
+                server_header=False,
+                date_header=False,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        for item in listeners
+    ]
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    pairs = zip(servers, listeners, strict=True)
+    await asyncio.gather(*(server.serve(sockets=[item.sock]) for server, item in pairs))
+
+
+def build_apps(
+    settings: FileServerSettings, s3_factory: S3Factory | None
+) -> tuple[ASGIApp, ASGIApp | None]:
+    """The WebDAV app (behind its auth gate) and the S3 app; call after dropping privileges."""
+    mounts = open_mounts(settings.mounts)
+    dav = AuthGate(
+        create_dav_app(
+            mounts,
+            username=settings.username,
+            state_dir=settings.state_dir,
+            block_size=settings.block_size,
+        ),
+        settings.auth,
+    )
+    s3 = None
+    if settings.s3_listen is not None:
+        if s3_factory is None:
+            raise SettingsError("--s3-listen: this build has no S3 application")
+        s3 = s3_factory(mounts, settings)
+    return dav, s3
+
+
+def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> None:
+    """Bind, drop privileges (when root and told to), then serve until stopped."""
+    socks = [bind(settings.listen)]
+    if settings.s3_listen is not None:
+        socks.append(bind(settings.s3_listen))
+    if settings.run_as is not None:
+        if os.geteuid() == 0:
+            drop_privileges(settings.run_as)
+        else:  # started as the user already (a pod with runAsUser): prove it
+            verify_dropped(settings.run_as)
+    dav, s3 = build_apps(settings, s3_factory)
+    listeners = [Listener(dav, socks[0])]
+    if s3 is not None:
+        listeners.append(Listener(s3, socks[1]))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(listeners))
+
+
+__all__ = ["Listener", "S3Factory", "TcpAddress", "bind", "build_apps", "run", "serve"]
