@@ -3,8 +3,8 @@
 * ``collocate`` (default) fills one device first: the request goes to the device with the
   fewest free shares that can hold all of it (best fit); only when no single device can, it
   is split, taking from the devices with most free shares first.
-* ``spread`` takes one share at a time from the device with most free shares, so a request
-  spreads over as many devices as possible.
+* ``spread`` takes shares round-robin, one per device per round, devices with most free
+  shares first, so a request spreads over as many devices as possible.
 * ``no-split`` is collocate that fails rather than split a request across devices.
 
 Shares the kubelet says must be included are always part of the answer, and their devices are
@@ -96,10 +96,13 @@ def _collocate(
 
 def _spread(groups: dict[str, list[MetaDeviceId]], rest: int) -> list[MetaDeviceId]:
     queues = {uuid: list(free) for uuid, free in groups.items()}
+    order = sorted(queues, key=lambda u: (-len(queues[u]), u))
     chosen: list[MetaDeviceId] = []
     while len(chosen) < rest:
-        uuid = min(queues, key=lambda u: (-len(queues[u]), u))
-        chosen.append(queues[uuid].pop(0))
+        # One round: one share from each device that has any left, most free first.
+        for uuid in order:
+            if queues[uuid] and len(chosen) < rest:
+                chosen.append(queues[uuid].pop(0))
     return chosen
 
 
