@@ -4,13 +4,14 @@ The tree, and the HTTP status a caller should answer for each branch::
 
     IdentityError                      base; never raised itself
     ├── AuthenticationError            401: the credential itself is not acceptable
-    │   ├── TokenError                 a token failed validation; ``reason`` says why
-    │   └── UnknownIssuerError         ``iss`` is none of the trusted issuers
+    │   └── TokenError                 a token failed validation; ``reason`` says why
+    │       └── UnknownIssuerError     ``iss`` is none of the trusted issuers
     ├── AuthorizationError             403: authenticated, but may not be mapped / may not act
     │   ├── MappingError               claims cannot become an Identity (uid missing, uid 0,
     │   │                              below ``min_uid``, not in an allowed group, unknown user)
     │   └── ScopeError                 a WLCG scope does not grant the path / operation
     ├── DirectoryUnavailableError      503: the directory or issuer could not be reached
+    │                                  (discovery, JWKS or introspection endpoint down)
     └── InvalidEntryError              a directory entry cannot be rendered safely (NSS fields
                                        with ``:`` or newlines); a configuration/data error
 
@@ -40,8 +41,8 @@ class TokenError(AuthenticationError):
         self.reason = reason
 
 
-class UnknownIssuerError(AuthenticationError):
-    pass
+class UnknownIssuerError(TokenError):
+    """The token names an issuer that is not trusted (the reason never repeats the token)."""
 
 
 class AuthorizationError(IdentityError):

@@ -1,8 +1,10 @@
-"""Pure data: the POSIX identity a request runs as, and directory entries."""
+"""Pure data: the POSIX identity a request runs as, directory entries, validated tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +48,21 @@ class Group:
     name: str
     gid: int
     members: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedToken:
+    """A bearer token that passed validation (signature or introspection, time, audience).
+
+    ``claims`` are the token's claims (JWT payload or introspection response); ``scopes`` the
+    space-separated ``scope`` claim split into entries; ``expires_at`` is POSIX seconds.
+    ``introspected`` tells an opaque token (RFC 7662) from a locally verified JWT.
+    """
+
+    issuer: str
+    subject: str
+    claims: Mapping[str, Any]
+    scopes: tuple[str, ...]
+    expires_at: float
+    client_id: str | None = None
+    introspected: bool = False
