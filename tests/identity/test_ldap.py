@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 
 from identity.errors import DirectoryUnavailableError, InvalidEntryError
-from identity.ldap import LdapDirectory, LdapSettings
+from identity.ldap import LdapDirectory
 from identity.models import Group, User
 from tests.fixtures.slapd import Slapd
+from tests.identity.helpers import settings_for
 from tests.support import free_port
-
-
-def settings_for(slapd: Slapd, **overrides: object) -> LdapSettings:
-    base = LdapSettings(
-        urls=(slapd.url,),
-        user_base=slapd.user_base,
-        group_base=slapd.group_base,
-        bind_dn=slapd.bind_dn,
-        bind_password=slapd.bind_password,
-        connect_timeout=2.0,
-        receive_timeout=5,
-    )
-    return replace(base, **overrides)  # type: ignore[arg-type]
 
 
 @pytest.fixture
