@@ -16,6 +16,8 @@ AuthGate`), so wsgidav's own authenticator is left out of its middleware stack.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -77,12 +79,33 @@ def wsgidav_config(mounts: Mounts, *, state_dir: Path | None, block_size: int) -
     }
 
 
-def _with_user(app: WSGIApp, username: str) -> WSGIApp:
-    """Tell wsgidav who the (already authenticated) caller is: lock owners are recorded by it."""
+def if_modified_since_inclusive(value: str) -> str | None:
+    """``If-Modified-Since`` moved one second later, or None when it is not a valid date.
+
+    wsgidav answers 304 only when the date is *after* the file's mtime; RFC 9110 asks for 304
+    when the resource was not modified after it, so a client echoing ``Last-Modified`` gets 304.
+    """
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return email.utils.format_datetime(when + datetime.timedelta(seconds=1), usegmt=True)
+
+
+def _prepare(app: WSGIApp, username: str) -> WSGIApp:
+    """Tell wsgidav who the (already authenticated) caller is (it records lock owners), and
+    make ``If-Modified-Since`` inclusive (see :func:`if_modified_since_inclusive`)."""
 
     def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ["wsgidav.auth.user_name"] = username
         environ["wsgidav.auth.realm"] = "kubepie"
+        since = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if since is not None:
+            moved = if_modified_since_inclusive(since)
+            if moved is None:
+                del environ["HTTP_IF_MODIFIED_SINCE"]  # an invalid date is ignored (RFC 9110)
+            else:
+                environ["HTTP_IF_MODIFIED_SINCE"] = moved
         return app(environ, start_response)
 
     return wrapped
@@ -134,6 +157,6 @@ def create_dav_app(
 ) -> ASGIApp:
     """The WebDAV ASGI app for ``mounts`` (authentication goes in front of it)."""
     config = wsgidav_config(mounts, state_dir=state_dir, block_size=block_size)
-    wsgi = _with_user(WsgiDAVApp(config), username)
+    wsgi = _prepare(WsgiDAVApp(config), username)
     adapter = WSGIMiddleware(cast(Any, wsgi), workers=16)
     return DavFront(cast(ASGIApp, adapter))

@@ -92,8 +92,10 @@ class MountsProvider(DAVProvider):  # type: ignore[misc]
             return None
         return str(located[1]) if located else None
 
-    def get_resource_inst(self, path: str, environ: Environ) -> Any:
+    def get_resource_inst(self, path: str | None, environ: Environ) -> Any:
         self._count_get_resource_inst += 1
+        if path is None:  # wsgidav asks for the parent of "/"
+            return None
         try:
             located = self.locate(path)
         except NoSuchMount:
@@ -171,11 +173,12 @@ class DavFile(FileResource):  # type: ignore[misc]
     def get_content_length(self) -> int:
         return self.file_stat.st_size if self.file_stat else 0
 
-    def get_creation_date(self) -> float | None:
-        return self.file_stat.st_ctime if self.file_stat else None
+    def get_creation_date(self) -> int | None:
+        return int(self.file_stat.st_ctime) if self.file_stat else None
 
-    def get_last_modified(self) -> float | None:
-        return self.file_stat.st_mtime if self.file_stat else None
+    def get_last_modified(self) -> int | None:
+        # Whole seconds, as HTTP dates have them (conditionals compare against this).
+        return int(self.file_stat.st_mtime) if self.file_stat else None
 
     def get_etag(self) -> str | None:
         return _etag(self.file_stat) if self.file_stat else None
@@ -353,3 +356,10 @@ class MountList(DAVCollection):  # type: ignore[misc]
 
     def prevent_locking(self) -> bool:
         return True
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise DAVError(HTTP_FORBIDDEN, "the list of mounts cannot be changed")
+
+    handle_delete = handle_copy = handle_move = delete = _refuse
+    create_empty_resource = create_collection = copy_move_single = move_recursive = _refuse
+    set_property_value = set_last_modified = _refuse
