@@ -1,0 +1,254 @@
+"""The one settings object of ``kubepie serve``, as frozen pydantic models.
+
+Each field's docstring gives its unit and why its default; ``examples/kubepie.yaml`` shows every
+key. Secrets are :class:`~pydantic.SecretStr` (hidden in reprs and dumps) and may come from
+``KUBEPIE_*`` environment variables instead of the file (see :mod:`kubepie.settings.loader`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, model_validator
+
+from identity.storage import MountSpec
+from kubepie.credentials.cipher import EncryptionKey
+from kubepie.credentials.store import CredentialPolicy
+from kubepie.settings.fields import (
+    Duration,
+    EncryptionKeyText,
+    Frozen,
+    HttpUrl,
+    ListenAddress,
+    OneOrMany,
+    required_with,
+)
+
+
+class OidcSettings(Frozen):
+    """The OpenID Connect issuer users log in with, and this router's client at it."""
+
+    issuer: HttpUrl
+    """Issuer URL exactly as in tokens' ``iss``; discovery is read from
+    ``{issuer}/.well-known/openid-configuration``. https (http only for localhost)."""
+    client_id: str = Field(min_length=1)
+    """This router's client id at the issuer (authorization code flow with PKCE)."""
+    client_secret: SecretStr
+    """The client's secret. Prefer ``KUBEPIE_OIDC_CLIENT_SECRET`` to writing it in the file."""
+    audiences: Annotated[tuple[str, ...], OneOrMany] = ()
+    """``aud`` values accepted in bearer tokens. Empty: only ``client_id``, which is what the
+    issuer puts in tokens it mints for this client; add a resource name for tokens minted for
+    other clients (WLCG tools) that are meant for this service."""
+    scopes: Annotated[tuple[str, ...], OneOrMany] = ("openid", "profile", "email")
+    """Scopes requested at browser login: the standard ones that carry username and groups."""
+    leeway: float = Field(default=30.0, ge=0, le=300)
+    """Seconds of clock skew allowed on ``exp``/``nbf``/``iat``: 30 covers hosts kept in sync
+    by NTP without noticeably lengthening a token's life."""
+
+    @property
+    def accepted_audiences(self) -> tuple[str, ...]:
+        return self.audiences or (self.client_id,)
+
+
+class LdapSettings(Frozen):
+    """The LDAP directory (``identity.source: ldap``): RFC 2307 / rfc2307bis POSIX entries."""
+
+    url: Annotated[tuple[str, ...], OneOrMany, Field(min_length=1)]
+    """``ldap://`` or ``ldaps://`` URL, or a list tried in order (failover)."""
+    user_base: str = Field(min_length=1)
+    """Base DN of the ``posixAccount`` entries (subtree search)."""
+    group_base: str = Field(min_length=1)
+    """Base DN of the ``posixGroup`` entries (subtree search)."""
+    bind_dn: str | None = None
+    """DN to bind as; unset binds anonymously (fine where the directory allows reads)."""
+    bind_password: SecretStr | None = None
+    """Password of ``bind_dn``. Prefer ``KUBEPIE_IDENTITY_LDAP_BIND_PASSWORD``."""
+    user_filter: str = "(objectClass=posixAccount)"
+    """Filter selecting accounts: the RFC 2307 object class every POSIX account has."""
+    group_filter: str = "(objectClass=posixGroup)"
+    """Filter selecting groups: the RFC 2307 object class every POSIX group has."""
+    ca_file: Path | None = None
+    """PEM file of the CAs signing the server certificate; unset uses the system store."""
+    start_tls: bool = False
+    """Upgrade ``ldap://`` connections with StartTLS before binding. Off by default because
+    ``ldaps://`` is the usual way; turn it on for an ``ldap://`` server outside localhost."""
+    tls_verify: Literal["required", "optional", "none"] = "required"
+    """Server certificate check: anything but ``required`` lets a machine on the path answer
+    for the directory, and so choose every user's UID."""
+    connect_timeout: Duration = 3.0
+    """Seconds to wait for each URL's TCP connection: short, so a dead server fails over (or
+    fails closed) before a login times out."""
+    receive_timeout: int = Field(default=10, ge=1)
+    """Whole seconds to wait for one answer on an open connection."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LdapSettings:
+        if self.bind_dn and self.bind_password is None:
+            raise required_with(
+                "bind_password",
+                "required when bind_dn is set (or set KUBEPIE_IDENTITY_LDAP_BIND_PASSWORD)",
+            )
+        for url in self.url:
+            if not url.startswith(("ldap://", "ldaps://")):
+                raise required_with("url", f"{url!r} is not an ldap:// or ldaps:// URL")
+            if self.start_tls and url.startswith("ldaps://"):
+                raise required_with("start_tls", f"cannot be used with {url!r} (already TLS)")
+        return self
+
+
+class IdentitySettings(Frozen):
+    """How an authenticated user becomes a POSIX identity (UID, GID, supplementary GIDs)."""
+
+    source: Literal["claims", "ldap", "static"] = "claims"
+    """Where UID/GIDs come from: token ``claims`` (the issuer is fed from the directory), an
+    ``ldap`` directory, or a ``static`` YAML file. Claims by default: nothing else to run."""
+    username_claim: str = "preferred_username"
+    """Claim holding the POSIX username: the OIDC standard claim for a login name."""
+    uid_claim: str = "uidNumber"
+    """Claim holding the UID (``source: claims``); named after the LDAP attribute it mirrors."""
+    gid_claim: str = "gidNumber"
+    """Claim holding the primary GID (``source: claims``); named after the LDAP attribute."""
+    gids_claim: str = "gidNumbers"
+    """Claim holding the supplementary GIDs as a list of numbers (``source: claims``)."""
+    groups_claim: str = "groups"
+    """Claim holding group names: the name Keycloak, Dex and oidc-provider use."""
+    min_uid: int = Field(default=1000, ge=1)
+    """Lowest UID a request may run as: regular accounts start at 1000 on Debian and RHEL;
+    system accounts below it, and root always, are refused."""
+    allowed_groups: Annotated[tuple[str, ...], OneOrMany] = ()
+    """If not empty, only members of one of these groups may use the service."""
+    cache_ttl: Duration = 300.0
+    """Seconds a directory answer is reused: five minutes bounds both the load on the directory
+    and how long a removed group membership still applies."""
+    ldap: LdapSettings | None = None
+    """The LDAP directory; required (and only read) when ``source`` is ``ldap``."""
+    static_file: Path | None = None
+    """YAML file of users and groups; required (and only read) when ``source`` is ``static``."""
+
+    @model_validator(mode="after")
+    def _source_settings(self) -> IdentitySettings:
+        if self.source == "ldap" and self.ldap is None:
+            raise required_with("ldap", "required when identity.source is 'ldap'")
+        if self.source == "static" and self.static_file is None:
+            raise required_with("static_file", "required when identity.source is 'static'")
+        return self
+
+
+class MountSettings(Frozen):
+    """One storage area; see :class:`identity.storage.MountSpec` for the templates."""
+
+    name: str
+    """URL segment (``/dav/<name>/``) and S3 bucket name; may contain ``{group}``."""
+    path: str
+    """Absolute path template: ``/home/{username}``, ``/data``, ``/group/{group}``."""
+    read_only: bool = False
+    """Refuse every write to this mount, whatever POSIX permissions would allow."""
+
+    @model_validator(mode="after")
+    def _valid_spec(self) -> MountSettings:
+        try:
+            self.to_spec()
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def to_spec(self) -> MountSpec:
+        return MountSpec(self.name, self.path, self.read_only)
+
+
+class BackendSettings(Frozen):
+    """Where per-user file servers run."""
+
+    kind: Literal["local"] = "local"
+    """``local``: one process per user on this machine (the embedded default)."""
+    idle_timeout: Duration = 900.0
+    """Seconds without requests after which a user's server is stopped: 15 minutes keeps a
+    working session's server warm while freeing memory soon after people leave."""
+    max_servers: int = Field(default=100, ge=1)
+    """Most user servers running at once: at about 40 MB each, 100 stay under 4 GB."""
+    start_timeout: Duration = 10.0
+    """Seconds a new server has to become ready before the request fails with 503."""
+
+
+class CredentialsSettings(Frozen):
+    """App credentials (access key id + secret) for WebDAV Basic and S3 SigV4 clients."""
+
+    encryption_keys: Annotated[tuple[EncryptionKeyText, ...], OneOrMany, Field(min_length=1)]
+    """AES-256 keys (32 random bytes, base64) that encrypt stored secrets, newest first: new
+    secrets use the first, any listed key decrypts. Rotate by putting a new key first and
+    keeping the old one until the store is resealed. Prefer
+    ``KUBEPIE_CREDENTIALS_ENCRYPTION_KEY`` (one key) or ``..._KEYS`` (comma-separated)."""
+    max_lifetime: Duration | None = None
+    """Longest lifetime, in seconds, a credential may have (and the lifetime of one created
+    without ``expires_in``). Unset: credentials live until revoked, like AWS access keys."""
+    max_per_owner: int = Field(default=100, ge=1)
+    """Most unrevoked credentials one user may hold; bounds what one account can store."""
+    last_used_interval: Duration = 60.0
+    """Seconds between writes of a credential's "last used" time: once a minute is precise
+    enough for people and spares the database a write per request."""
+
+    def keys(self) -> tuple[EncryptionKey, ...]:
+        return tuple(EncryptionKey.from_text(k.get_secret_value()) for k in self.encryption_keys)
+
+    def policy(self) -> CredentialPolicy:
+        return CredentialPolicy(
+            last_used_interval=self.last_used_interval,
+            max_lifetime=self.max_lifetime,
+            max_per_owner=self.max_per_owner,
+        )
+
+
+class AccountingSettings(Frozen):
+    """Transfer accounting (one JSON line per request)."""
+
+    log_file: Path | None = None
+    """File the JSON lines are appended to; unset writes them to standard output, where a
+    container runtime collects them."""
+
+
+class KubePieSettings(Frozen):
+    """Everything ``kubepie serve`` reads at start."""
+
+    listen: ListenAddress = ListenAddress(host="127.0.0.1", port=8080)
+    """Address of the router (web UI, WebDAV, API). Loopback by default, so nothing is exposed
+    until you say so; in a container use ``0.0.0.0:8080``."""
+    s3_listen: ListenAddress | None = ListenAddress(host="127.0.0.1", port=9000)
+    """Address of the S3 endpoint (9000: the port S3-compatible servers use by convention);
+    ``null`` turns S3 off."""
+    public_url: HttpUrl
+    """URL users reach the router at (OIDC redirect URI base, links in the UI). https (http
+    only for localhost), because session cookies are only sent securely over https."""
+    oidc: OidcSettings
+    """The OpenID Connect issuer and client."""
+    identity: IdentitySettings = IdentitySettings()
+    """Claims → POSIX identity."""
+    mounts: tuple[MountSettings, ...] = Field(min_length=1)
+    """Storage areas, in the order clients list them."""
+    backend: BackendSettings = BackendSettings()
+    """Per-user servers."""
+    state_dir: Path = Path("/var/lib/kubepie")
+    """Directory for the router's state (the credential database): the FHS place for
+    persistent application state. Created ``0700`` if missing."""
+    credentials: CredentialsSettings
+    """App credentials; the encryption key is required."""
+    accounting: AccountingSettings = AccountingSettings()
+    """Transfer accounting."""
+
+    @model_validator(mode="after")
+    def _unique_mounts(self) -> KubePieSettings:
+        seen: set[str] = set()
+        for mount in self.mounts:
+            if mount.name in seen:
+                raise required_with("mounts", f"mount name {mount.name!r} is used twice")
+            seen.add(mount.name)
+        return self
+
+    @property
+    def mount_specs(self) -> tuple[MountSpec, ...]:
+        return tuple(mount.to_spec() for mount in self.mounts)
+
+    @property
+    def credentials_database(self) -> Path:
+        """The SQLite file of the credential store."""
+        return self.state_dir / "credentials.sqlite3"
