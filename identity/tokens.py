@@ -98,6 +98,7 @@ class _Issuer:
     keys: IssuerKeys
     audiences: frozenset[str]
     algorithms: frozenset[str]
+    audience_list: list[str]
 
 
 class TokenValidator:
@@ -126,6 +127,7 @@ class TokenValidator:
                 ),
                 frozenset(s.audiences),
                 frozenset(s.algorithms),
+                list(s.audiences),
             )
             for s in settings.issuers
         }
@@ -174,7 +176,7 @@ class TokenValidator:
                 token,
                 key.key,
                 algorithms=[alg],
-                audience=list(issuer.audiences),
+                audience=issuer.audience_list,
                 issuer=issuer.settings.issuer,
                 leeway=self._leeway,
                 options={"require": ["exp", "iat", "iss", "sub", "aud"]},

@@ -112,6 +112,22 @@ async def test_refreshed_and_short_lived_tokens_validate(
     assert claims["exp"] - claims["iat"] == 5
 
 
+async def test_id_token_carries_the_same_identity_but_is_no_access_token(
+    oidc_provider: OidcProvider, validator: TokenValidator, http: httpx.AsyncClient
+) -> None:
+    tokens = await oidc_provider.login("carol")
+    assert tokens.id_token
+    for_client = TokenValidator(
+        TokenSettings((IssuerSettings(oidc_provider.issuer, (oidc_provider.router.client_id,)),)),
+        http,
+    )
+    from_id_token = identity_from_claims(await for_client.validate(tokens.id_token), POLICY)
+    from_access = identity_from_claims(await validator.validate(tokens.access_token), POLICY)
+    assert from_id_token == from_access
+    assert (from_access.uid, from_access.gids) == (10003, (10003, 20002))
+    assert (await refused(validator, tokens.id_token)).reason == "audience mismatch"
+
+
 @pytest.mark.parametrize(
     ("username", "reason"),
     [
