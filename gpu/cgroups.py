@@ -65,7 +65,7 @@ def _parse_path(path: str, version: int) -> CgroupContainer | None:
         last = f"{prefix}-{cid}"
         for match in _POD_UID.finditer(slice_part):
             pod = match.group(1).replace("_", "-")
-    container = _CONTAINER.search(last)
+    container = _CONTAINER.fullmatch(last)
     if pod is None or container is None:
         return None
     runtime = _RUNTIMES.get(container.group("prefix") or "", "unknown")
