@@ -370,7 +370,7 @@ class SqliteCredentialStore:
         return ActiveCredential(credential, secret)
 
     async def verify(self, access_key_id: str, secret_access_key: str) -> Credential:
-        given = secret_access_key.encode("utf-8")
+        given = secret_access_key.encode("utf-8", "surrogatepass")
         try:
             active = await self.authenticate(access_key_id)
         except UnknownAccessKey:

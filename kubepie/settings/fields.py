@@ -62,13 +62,13 @@ OneOrMany = BeforeValidator(_one_or_many)
 
 
 def check_http_url(value: str) -> str:
-    """An ``https://`` URL (``http://`` only for a loopback host), without a trailing slash."""
+    """An ``https://`` URL (``http://`` only for a loopback host), kept exactly as written."""
     match = _URL.match(value)
     if match is None or "?" in value or "#" in value:
         raise ValueError("must be an http(s) URL without query or fragment")
     if match.group("scheme") == "http" and not _is_loopback(match.group("host").strip("[]")):
         raise ValueError("must use https (http is accepted only for localhost)")
-    return value.rstrip("/")
+    return value
 
 
 def _is_loopback(host: str) -> bool:
@@ -80,8 +80,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-#: A URL as :func:`check_http_url` accepts it.
-HttpUrl = Annotated[str, BeforeValidator(lambda v: check_http_url(v) if isinstance(v, str) else v)]
+def _url(value: Any) -> Any:
+    return check_http_url(value) if isinstance(value, str) else value
+
+
+def _base_url(value: Any) -> Any:
+    return check_http_url(value).rstrip("/") if isinstance(value, str) else value
+
+
+#: A URL as :func:`check_http_url` accepts it, unchanged (an issuer must match ``iss`` exactly,
+#: trailing slash included).
+HttpUrl = Annotated[str, BeforeValidator(_url)]
+#: A URL as :func:`check_http_url` accepts it, without its trailing slash, for joining paths.
+BaseUrl = Annotated[str, BeforeValidator(_base_url)]
 
 
 class ListenAddress(Frozen):

@@ -16,6 +16,7 @@ from identity.storage import MountSpec
 from kubepie.credentials.cipher import EncryptionKey
 from kubepie.credentials.store import CredentialPolicy
 from kubepie.settings.fields import (
+    BaseUrl,
     Duration,
     EncryptionKeyText,
     Frozen,
@@ -45,6 +46,12 @@ class OidcSettings(Frozen):
     leeway: float = Field(default=30.0, ge=0, le=300)
     """Seconds of clock skew allowed on ``exp``/``nbf``/``iat``: 30 covers hosts kept in sync
     by NTP without noticeably lengthening a token's life."""
+
+    @model_validator(mode="after")
+    def _openid_scope(self) -> OidcSettings:
+        if "openid" not in self.scopes:
+            raise required_with("scopes", "must include 'openid' (OpenID Connect login)")
+        return self
 
     @property
     def accepted_audiences(self) -> tuple[str, ...]:
@@ -216,7 +223,7 @@ class KubePieSettings(Frozen):
     s3_listen: ListenAddress | None = ListenAddress(host="127.0.0.1", port=9000)
     """Address of the S3 endpoint (9000: the port S3-compatible servers use by convention);
     ``null`` turns S3 off."""
-    public_url: HttpUrl
+    public_url: BaseUrl
     """URL users reach the router at (OIDC redirect URI base, links in the UI). https (http
     only for localhost), because session cookies are only sent securely over https."""
     oidc: OidcSettings

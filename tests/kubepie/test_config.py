@@ -112,6 +112,11 @@ def test_every_key_is_documented_in_the_model_and_the_example() -> None:
         ),
         ({"listen": "8080"}, "listen: must be host:port"),
         ({"public_url": "http://files.example.org"}, "public_url: must use https"),
+        ({"public_url": "files.example.org"}, "public_url: must be an http(s) URL"),
+        (
+            {"oidc": {"issuer": "https://i", "client_id": "k", "scopes": "email"}},
+            "oidc.scopes: must include 'openid'",
+        ),
         ({"identity": {"source": "ldap"}}, "identity.ldap: required when identity.source"),
         ({"identity": {"source": "static"}}, "identity.static_file: required when"),
         ({"identity": {"min_uid": 0}}, "identity.min_uid: input should be greater than"),
@@ -169,6 +174,18 @@ def test_environment_overrides_the_file() -> None:
     assert settings.backend.idle_timeout == 7200
     assert settings.oidc.accepted_audiences == ("kubepie", "https://files.example.org")
     assert settings.credentials_database == Path("/srv/kubepie/credentials.sqlite3")
+
+
+def test_urls_are_checked_and_only_the_public_url_loses_its_slash() -> None:
+    settings = settings_from_mapping(
+        _minimal(
+            public_url="http://127.0.0.1:8080/",
+            oidc={"issuer": "http://localhost:3000/", "client_id": "k"},
+        ),
+        SECRETS,
+    )
+    assert settings.public_url == "http://127.0.0.1:8080"
+    assert settings.oidc.issuer == "http://localhost:3000/"
 
 
 def test_variables_of_an_absent_optional_section_are_ignored() -> None:

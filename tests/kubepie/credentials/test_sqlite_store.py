@@ -24,9 +24,14 @@ from kubepie.credentials.errors import (
     SecretMismatch,
     UnknownAccessKey,
 )
-from kubepie.credentials.models import Owner
+from kubepie.credentials.models import Credential, Owner
 from kubepie.credentials.sqlite import SqliteCredentialStore
-from kubepie.credentials.store import ACCESS_KEY_ID, SECRET_LENGTH, CredentialPolicy
+from kubepie.credentials.store import (
+    ACCESS_KEY_ID,
+    SECRET_LENGTH,
+    CredentialPolicy,
+    CredentialStore,
+)
 from tests.kubepie.credentials.conftest import ALICE, BOB, Clock
 
 
@@ -70,6 +75,8 @@ async def test_verify_accepts_the_secret_and_refuses_others(store: SqliteCredent
         await store.verify("KP" + "A" * 18, new.secret_access_key)
     with pytest.raises(UnknownAccessKey):
         await store.verify("not-a-key", new.secret_access_key)
+    with pytest.raises(SecretMismatch):
+        await store.verify(new.access_key_id, "\udcff" + new.secret_access_key)
 
 
 async def test_verify_compares_in_constant_time(
@@ -227,11 +234,18 @@ async def test_revocation_reaches_a_second_instance_within_a_second(
             await asyncio.sleep(0.01)
 
 
+async def _works(store: CredentialStore, access_key_id: str, secret: str) -> Credential:
+    """Uses only the protocol, so mypy checks that the SQLite store implements it."""
+    active = await store.authenticate(access_key_id)
+    assert active.secret_access_key == secret
+    return await store.verify(access_key_id, secret)
+
+
 async def test_credentials_survive_a_restart(db_path: Path, key: EncryptionKey) -> None:
     async with await SqliteCredentialStore.open(db_path, SecretCipher([key])) as before:
         new = await before.create(ALICE, read_only=True, prefix="data")
     async with await SqliteCredentialStore.open(db_path, SecretCipher([key])) as after:
-        credential = await after.verify(new.access_key_id, new.secret_access_key)
+        credential = await _works(after, new.access_key_id, new.secret_access_key)
     assert credential.read_only
     assert credential.prefix == "data"
 
