@@ -60,8 +60,9 @@ def check_introspection(
 ) -> ValidatedToken:
     """Accept an introspection answer from ``issuer`` or raise :class:`TokenError`. Pure.
 
-    An answer without ``aud`` is accepted (many issuers leave it out for tokens without a
-    resource indicator); one with an ``aud`` must name one of ``audiences``.
+    The answer must name one of ``audiences`` in ``aud``, as a JWT must: a token the issuer
+    made for another relying party (e.g. one only meant for its userinfo endpoint, without a
+    resource indicator) is not a token for us.
     """
     if answer.get("active") is not True:
         raise TokenError("token is not active")
@@ -75,11 +76,12 @@ def check_introspection(
     nbf = _number(answer.get("nbf"))
     if nbf is not None and nbf > now + leeway:
         raise TokenError("token not yet valid")
-    if "aud" in answer:
-        aud = answer["aud"]
-        named = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
-        if not named & audiences:
-            raise TokenError("audience mismatch")
+    if "aud" not in answer:
+        raise TokenError("missing claim 'aud'")
+    aud = answer["aud"]
+    named = {aud} if isinstance(aud, str) else set(aud) if isinstance(aud, list) else set()
+    if not named & audiences:
+        raise TokenError("audience mismatch")
     sub = answer.get("sub")
     client_id = answer.get("client_id")
     subject = sub if isinstance(sub, str) else client_id if isinstance(client_id, str) else None

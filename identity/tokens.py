@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import jwt
 
-from identity.errors import TokenError, UnknownIssuerError
+from identity.errors import DirectoryUnavailableError, TokenError, UnknownIssuerError
 from identity.introspection import check_introspection, introspect
 from identity.jwks import IssuerKeys, SigningKey
 from identity.models import ValidatedToken
@@ -205,22 +205,32 @@ class TokenValidator:
         return claims
 
     async def _validate_opaque(self, token: str) -> ValidatedToken:
+        """Ask every issuer configured for introspection; the first that vouches wins.
+
+        One issuer being down does not hide another's positive answer; if none vouches and one
+        could not be asked, the answer is 503 rather than a possibly wrong 401.
+        """
         refusal: TokenError | None = None
+        unavailable: DirectoryUnavailableError | None = None
         for issuer in self._issuers.values():
             settings = issuer.settings
             if settings.introspection_client_id is None:
                 continue
             assert settings.introspection_client_secret is not None
-            metadata = await issuer.keys.metadata()
-            if metadata.introspection_endpoint is None:
+            try:
+                metadata = await issuer.keys.metadata()
+                if metadata.introspection_endpoint is None:
+                    continue
+                answer = await introspect(
+                    self._http,
+                    metadata.introspection_endpoint,
+                    token,
+                    client_id=settings.introspection_client_id,
+                    client_secret=settings.introspection_client_secret,
+                )
+            except DirectoryUnavailableError as exc:
+                unavailable = exc
                 continue
-            answer = await introspect(
-                self._http,
-                metadata.introspection_endpoint,
-                token,
-                client_id=settings.introspection_client_id,
-                client_secret=settings.introspection_client_secret,
-            )
             try:
                 return check_introspection(
                     answer,
@@ -231,6 +241,8 @@ class TokenValidator:
                 )
             except TokenError as exc:
                 refusal = exc
+        if unavailable is not None:
+            raise unavailable
         if refusal is not None:
             raise refusal
         raise TokenError("opaque tokens are not accepted")

@@ -304,7 +304,7 @@ async def test_unknown_kid_flood_refetches_at_most_once_per_interval(
 async def test_opaque_token_is_introspected_and_refused_once_revoked(
     oidc_provider: OidcProvider, validator: TokenValidator
 ) -> None:
-    client = oidc_provider.register_client(["http://127.0.0.1:9/opaque"], opaque=True)
+    client = oidc_provider.register_client(["http://127.0.0.1:9/opaque"], access_tokens="opaque")
     tokens = await oidc_provider.login("bob", client=client)
     assert tokens.access_token.count(".") == 0
     token = await validator.validate(tokens.access_token)
@@ -323,11 +323,26 @@ async def test_opaque_tokens_need_an_issuer_with_introspection(
 ) -> None:
     settings = TokenSettings((IssuerSettings(oidc_provider.issuer, (AUDIENCE,)),))
     validator = TokenValidator(settings, http)
-    client = oidc_provider.register_client(["http://127.0.0.1:9/opaque"], opaque=True)
+    client = oidc_provider.register_client(["http://127.0.0.1:9/opaque"], access_tokens="opaque")
     tokens = await oidc_provider.login("bob", client=client)
     assert (await refused(validator, tokens.access_token)).reason == (
         "opaque tokens are not accepted"
     )
+
+
+async def test_opaque_token_for_another_relying_party_is_refused(
+    oidc_provider: OidcProvider, validator: TokenValidator
+) -> None:
+    client = oidc_provider.register_client(["http://127.0.0.1:9/ui"], access_tokens="userinfo")
+    tokens = await oidc_provider.login("bob", client=client)
+    assert (await refused(validator, tokens.access_token)).reason == "missing claim 'aud'"
+    async with httpx.AsyncClient(timeout=5) as http:
+        userinfo = await http.get(
+            f"{oidc_provider.issuer}/me",
+            headers={"Authorization": f"Bearer {tokens.access_token}"},
+        )
+    assert userinfo.status_code == 200
+    assert userinfo.json()["uid"] == 10002
 
 
 # -- several issuers ----------------------------------------------------------------------------
