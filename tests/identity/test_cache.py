@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from identity.cache import CachedDirectory
+from identity.directory import Directory
 from identity.errors import DirectoryUnavailableError
 from identity.ldap import LdapDirectory
 from identity.models import Group, User
@@ -130,7 +131,7 @@ async def test_errors_are_not_cached_and_expired_entries_not_served() -> None:
 
 async def test_groups_and_listings_are_cached_by_value() -> None:
     inner = Recording()
-    cached = CachedDirectory(inner, ttl=60)
+    cached: Directory = CachedDirectory(inner, ttl=60)  # the cache is a Directory itself
     alice = User("alice", 10001, 10001, home="/home/alice")
     moved = User("alice", 10001, 30000, home="/home/alice")
     assert [g.name for g in await cached.groups_for(alice)] == ["physics"]
@@ -140,6 +141,7 @@ async def test_groups_and_listings_are_cached_by_value() -> None:
     assert await cached.all_users() == await cached.all_users()
     assert await cached.all_groups() == await cached.all_groups()
     assert (inner.calls["all_users"], inner.calls["all_groups"]) == (1, 1)
+    assert isinstance(cached, CachedDirectory)
     cached.clear()
     await cached.all_users()
     assert inner.calls["all_users"] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from identity.cache import CachedDirectory
@@ -54,3 +56,14 @@ async def test_slapd_down_fails_closed_and_recovers(slapd: Slapd) -> None:
         "bob", 10002, 10002, "Bob Berg", "/home/bob", "/bin/bash"
     )
     assert {g.name for g in await cached.groups_for(alice)} == {"alice", "physics", "beamline-x"}
+
+
+async def test_hung_slapd_times_out_instead_of_holding_the_caller(slapd: Slapd) -> None:
+    ldap = LdapDirectory(settings_for(slapd, connect_timeout=1.0, receive_timeout=1))
+    loop = asyncio.get_running_loop()
+    with slapd.frozen():
+        started = loop.time()
+        with pytest.raises(DirectoryUnavailableError, match="timed out"):
+            await ldap.lookup_user("alice")
+        assert loop.time() - started < 5
+    assert await ldap.lookup_user("alice") is not None
