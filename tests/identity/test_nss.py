@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from identity.models import Group, User
 from identity.nss import group_line, passwd_line, render_group, render_passwd
 from kubepie.cli.nss_sync import write_atomically
 from tests.fixtures.slapd import Slapd
-from tests.identity.helpers import settings_for
+from tests.identity.helpers import nss_env, run_with_files, settings_for
 
 USERS = (
     User("bob", 10002, 10002, "Bob Berg", "/home/bob", "/bin/bash"),
@@ -89,29 +87,6 @@ def test_bad_users_and_duplicates_are_refused() -> None:
         render_passwd((*USERS, User("alice", 4242, 4242)))
     with pytest.raises(InvalidEntryError, match="'physics' appears twice"):
         render_group((*GROUPS, Group("physics", 4242)))
-
-
-def nss_wrapper_library() -> str:
-    listing = subprocess.run(
-        ["dpkg", "-L", "libnss-wrapper"], capture_output=True, text=True, check=True
-    ).stdout
-    paths = [p for p in listing.split() if p.endswith("/libnss_wrapper.so")]
-    assert paths, "libnss-wrapper is not installed (scripts/install-test-deps installs it)"
-    return paths[0]
-
-
-def nss_env(nss_dir: Path) -> Mapping[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "LD_PRELOAD": nss_wrapper_library(),
-        "NSS_WRAPPER_PASSWD": str(nss_dir / "passwd"),
-        "NSS_WRAPPER_GROUP": str(nss_dir / "group"),
-    }
-
-
-def run_with_files(argv: list[str], nss_dir: Path) -> str:
-    env = nss_env(nss_dir)
-    return subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.slapd import Slapd
-from tests.identity.test_nss import run_with_files
-from tests.identity.test_static import POPULATION
+from tests.identity.helpers import POPULATION, run_with_files
 
 EXPECTED_PASSWD = (
     "svc:x:500:500:Service account:/home/svc:/bin/bash\n"

@@ -9,25 +9,7 @@ import pytest
 from identity.errors import InvalidEntryError
 from identity.models import Group, User
 from identity.static import StaticDirectory
-
-POPULATION = """\
-users:
-  alice: {uid: 10001, gid: 10001, home: /home/alice, shell: /bin/bash, gecos: Alice Anders}
-  bob: {uid: 10002, gid: 10002, home: /home/bob}
-  carol: {uid: 10003, gid: 10003, home: /home/carol}
-  dave: {uid: 10004, gid: 10004, home: /home/dave}
-  svc: {uid: 500, gid: 500, home: /var/lib/svc, shell: /usr/sbin/nologin}
-groups:
-  alice: {gid: 10001}
-  bob: {gid: 10002}
-  carol: {gid: 10003}
-  dave: {gid: 10004}
-  svc: {gid: 500}
-  physics: {gid: 20001, members: [bob, alice, alice]}
-  beamline-x:
-    gid: 20002
-    members: [alice, carol]
-"""
+from tests.identity.helpers import POPULATION
 
 
 @pytest.fixture
