@@ -19,7 +19,7 @@ from typing import Any
 from identity.storage import ResolvedMount
 from kubepie.fileserver.errors import PathRefused
 from kubepie.fileserver.mounts import Mount, Mounts, check_segment
-from kubepie.fileserver.privileges import Credentials
+from kubepie.fileserver.privileges import Credentials, PrivilegeError
 
 #: wsgidav reads and writes bodies in blocks of this size; the WSGI adapter pays per block, so
 #: anything below 1 MiB costs throughput (8 KiB blocks are 40 times slower here).
@@ -192,7 +192,7 @@ def backend_settings(
         raise SettingsError("identity.username: expected str")
     try:
         run_as = Credentials(uid, gid, tuple(gids))
-    except ValueError as exc:
+    except PrivilegeError as exc:
         raise SettingsError(f"identity: {exc}") from exc
 
     resolved: list[ResolvedMount] = []

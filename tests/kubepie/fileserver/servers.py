@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -167,8 +168,10 @@ def start_backend(
     proc = ManagedProcess(name, argv, area / f"{name}.log", env=env, cwd=area).start()
 
     def answering() -> bool:
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=2) as client:
-            client.get("http://fs/")
+        if not sock.exists():
+            return False
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(sock))
         return True
 
     proc.wait_until(answering, what=f"unix socket {sock}")

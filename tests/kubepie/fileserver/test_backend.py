@@ -1,0 +1,150 @@
+"""Backend mode, started as root: the server drops to the user, the kernel enforces the rest.
+
+Uses the shared test population by number (no passwd entries needed): alice (10001; groups
+physics 20001, beamline-x 20002), bob (10002; physics), carol (10003; beamline-x).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.kubepie.fileserver.servers import (
+    ALICE,
+    BOB,
+    CAROL,
+    PHYSICS,
+    SERVER_SECRET,
+    Server,
+    kubepie_argv,
+    proc_status,
+    shared_area,
+    start_backend,
+    user_dir,
+)
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def area() -> Iterator[Path]:
+    with shared_area() as path:
+        shared = path / "shared"
+        shared.mkdir(mode=0o755)
+        os.chmod(shared, 0o1777)  # noqa: S103 (a sticky shared area, like /tmp)
+        private = shared / "bob-private.txt"
+        private.write_text("bob only\n")
+        os.chown(private, BOB.uid, BOB.gid)
+        os.chmod(private, 0o600)
+        group_file = shared / "physics.txt"
+        group_file.write_text("physics group\n")
+        os.chown(group_file, BOB.uid, PHYSICS)
+        os.chmod(group_file, 0o640)
+        home = user_dir(path / "alice-home", ALICE, 0o700)
+        (home / "diary.txt").write_text("alice's\n")
+        os.chown(home / "diary.txt", ALICE.uid, ALICE.gid)
+        yield path
+
+
+def _mounts(area: Path, home: bool) -> list[dict[str, object]]:
+    mounts: list[dict[str, object]] = [{"name": "shared", "path": str(area / "shared")}]
+    if home:
+        mounts.append({"name": "home", "path": str(area / "alice-home"), "read_only": False})
+    return mounts
+
+
+@pytest.fixture(scope="module")
+def alice(area: Path) -> Iterator[Server]:
+    srv = start_backend(area, ALICE, _mounts(area, home=True), name="backend-alice")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def carol(area: Path) -> Iterator[Server]:
+    # carol is configured with alice's home too: only the kernel stands in the way.
+    srv = start_backend(area, CAROL, _mounts(area, home=True), name="backend-carol")
+    yield srv
+    srv.stop()
+
+
+def test_requests_without_or_with_a_wrong_secret_get_401(alice: Server) -> None:
+    transport = httpx.HTTPTransport(uds=alice.uds)
+    with httpx.Client(base_url=alice.base_url, transport=transport) as bare:
+        assert bare.get("/dav/shared/physics.txt").status_code == 401
+        wrong = {"X-KubePie-Server-Secret": SERVER_SECRET + "x"}
+        assert bare.get("/dav/shared/physics.txt", headers=wrong).status_code == 401
+        basic = {"Authorization": "Basic YWxpY2U6c2VjcmV0"}
+        assert bare.get("/dav/shared/physics.txt", headers=basic).status_code == 401
+    with alice.client() as client:
+        assert client.get("/dav/shared/physics.txt").status_code == 200
+
+
+def test_process_runs_with_exactly_the_users_ids(alice: Server) -> None:
+    status = proc_status(alice.proc.pid)
+    assert status["Uid"].split() == [str(ALICE.uid)] * 4
+    assert status["Gid"].split() == [str(ALICE.gid)] * 4
+    assert sorted(int(g) for g in status["Groups"].split()) == list(ALICE.gids)
+    assert status["CapEff"] == "0000000000000000"
+    assert status["CapPrm"] == "0000000000000000"
+
+
+def test_unix_socket_is_private_to_the_parent(alice: Server) -> None:
+    assert alice.uds is not None
+    info = os.stat(alice.uds)
+    assert stat.S_ISSOCK(info.st_mode)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == 0
+
+
+def test_secret_is_not_on_the_command_line(alice: Server) -> None:
+    cmdline = Path(f"/proc/{alice.proc.pid}/cmdline").read_bytes()
+    assert SERVER_SECRET.encode() not in cmdline
+
+
+def test_another_users_private_file_is_refused(alice: Server, carol: Server) -> None:
+    with alice.client() as client:
+        assert client.get("/dav/shared/bob-private.txt").status_code == 403
+        assert client.put("/dav/shared/bob-private.txt", content=b"x").status_code == 403
+    with carol.client() as client:
+        assert client.get("/dav/shared/bob-private.txt").status_code == 403
+        assert client.get("/dav/home/diary.txt").status_code == 403
+        assert client.request("PROPFIND", "/dav/home/", headers={"Depth": "1"}).status_code == 403
+
+
+def test_group_readable_file_is_readable_by_members_only(alice: Server, carol: Server) -> None:
+    with alice.client() as client:
+        response = client.get("/dav/shared/physics.txt")
+        assert response.status_code == 200
+        assert response.text == "physics group\n"
+    with carol.client() as client:
+        assert client.get("/dav/shared/physics.txt").status_code == 403
+
+
+def test_new_files_belong_to_the_user(alice: Server, area: Path) -> None:
+    with alice.client() as client:
+        assert client.put("/dav/home/new.txt", content=b"mine").status_code == 201
+        assert client.get("/dav/home/diary.txt").text == "alice's\n"
+    info = os.stat(area / "alice-home" / "new.txt")
+    assert (info.st_uid, info.st_gid) == (ALICE.uid, ALICE.gid)
+
+
+def test_backend_config_errors_name_the_key(area: Path) -> None:
+    config = area / "bad.json"
+    config.write_text('{"identity": {"uid": 0, "gid": 0}, "mounts": []}')
+    result = subprocess.run(
+        kubepie_argv(f"--listen=unix:{area}/bad.sock", f"--backend-config={config}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "identity" in result.stderr
+    assert "uid 0" in result.stderr
