@@ -3,11 +3,12 @@
 Environment variables: every scalar or list key has one, named after its path —
 ``oidc.client_secret`` is ``KUBEPIE_OIDC_CLIENT_SECRET``, ``identity.ldap.bind_password`` is
 ``KUBEPIE_IDENTITY_LDAP_BIND_PASSWORD``; list keys take comma-separated values
-(``KUBEPIE_OIDC_AUDIENCES=a,b``). ``KUBEPIE_CREDENTIALS_ENCRYPTION_KEY`` sets a single
-encryption key. A variable wins over the file, so secrets need never be written in it. The
-``mounts`` list is file-only, and the variables of an optional section (``identity.ldap``) apply
-only when the file has that section, so a deployment may always set
-``KUBEPIE_IDENTITY_LDAP_BIND_PASSWORD`` whether or not it uses LDAP.
+(``KUBEPIE_OIDC_AUDIENCES=a,b``). Two more names: ``KUBEPIE_CREDENTIALS_ENCRYPTION_KEY`` sets a
+single encryption key, and ``KUBEPIE_LDAP_BIND_PASSWORD`` (the name ``kubepie nss-sync`` reads)
+sets ``identity.ldap.bind_password``. A variable wins over the file, so secrets need never be
+written in it. The ``mounts`` list is file-only, and the variables of an optional section
+(``identity.ldap``) apply only when the file has that section, so a deployment may always set
+the bind password whether or not it uses LDAP.
 
 Errors: :class:`ConfigError` lists every bad key as ``key.path: problem`` (with the variable
 name when the value came from the environment). Values are never echoed and the pydantic error,
@@ -47,9 +48,13 @@ class EnvKey:
     within: tuple[str, ...] | None = None
 
 
-#: Extra variable names: a single encryption key, without the comma-separated list form.
+#: Extra variable names: a single encryption key, without the comma-separated list form; the
+#: bind password under the name ``kubepie nss-sync`` reads, so one secret serves both.
 _ALIASES = {
-    "KUBEPIE_CREDENTIALS_ENCRYPTION_KEY": EnvKey(("credentials", "encryption_keys"), many=False)
+    "KUBEPIE_CREDENTIALS_ENCRYPTION_KEY": EnvKey(("credentials", "encryption_keys"), many=False),
+    "KUBEPIE_LDAP_BIND_PASSWORD": EnvKey(
+        ("identity", "ldap", "bind_password"), many=False, within=("identity", "ldap")
+    ),
 }
 
 

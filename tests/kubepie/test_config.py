@@ -197,6 +197,14 @@ def test_variables_of_an_absent_optional_section_are_ignored() -> None:
     )
     assert with_ldap.identity.ldap is not None
     assert with_ldap.identity.ldap.bind_password is not None
+    shared = {**SECRETS, "KUBEPIE_LDAP_BIND_PASSWORD": "nss-sync-password"}
+    del shared["KUBEPIE_IDENTITY_LDAP_BIND_PASSWORD"]
+    same_as_nss_sync = settings_from_mapping(
+        _minimal(identity={"source": "ldap", "ldap": {**ldap, "bind_dn": "cn=k"}}), shared
+    )
+    assert same_as_nss_sync.identity.ldap is not None
+    assert same_as_nss_sync.identity.ldap.bind_password is not None
+    assert same_as_nss_sync.identity.ldap.bind_password.get_secret_value() == "nss-sync-password"
 
 
 def test_a_bad_environment_value_names_key_and_variable() -> None:
