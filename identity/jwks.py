@@ -41,8 +41,8 @@ class ProviderMetadata:
 
 
 @dataclass(frozen=True, slots=True)
-class SigningKey:
-    """A parsed public key from the JWKS: ``key`` is a ``cryptography`` public key object."""
+class VerificationKey:
+    """A public key from the JWKS that verifies signatures (``key``: a ``cryptography`` object)."""
 
     kid: str | None
     kty: str
@@ -51,11 +51,11 @@ class SigningKey:
     crv: str | None = None
 
 
-def parse_jwks(document: Any) -> dict[str | None, SigningKey]:
+def parse_jwks(document: Any) -> dict[str | None, VerificationKey]:
     """The usable signing keys of a JWK Set, by ``kid``. Pure; skips what cannot verify."""
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise ValueError("not a JWK Set")
-    keys: dict[str | None, SigningKey] = {}
+    keys: dict[str | None, VerificationKey] = {}
     for jwk in document["keys"]:
         if not isinstance(jwk, Mapping) or jwk.get("kty") not in _ASYMMETRIC_KTY:
             continue
@@ -67,7 +67,9 @@ def parse_jwks(document: Any) -> dict[str | None, SigningKey]:
             log.warning("skipping JWK %r: %s", jwk.get("kid"), exc)
             continue
         kid = jwk.get("kid") if isinstance(jwk.get("kid"), str) else None
-        keys[kid] = SigningKey(kid, str(jwk["kty"]), parsed.key, jwk.get("alg"), jwk.get("crv"))
+        keys[kid] = VerificationKey(
+            kid, str(jwk["kty"]), parsed.key, jwk.get("alg"), jwk.get("crv")
+        )
     return keys
 
 
@@ -104,7 +106,7 @@ class IssuerKeys:
         self._max_age = max_age
         self._clock = clock
         self._metadata: ProviderMetadata | None = None
-        self._keys: dict[str | None, SigningKey] = {}
+        self._keys: dict[str | None, VerificationKey] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._fetches = 0
@@ -125,20 +127,20 @@ class IssuerKeys:
                 raise DirectoryUnavailableError(f"issuer {self.issuer}: {exc}") from exc
         return self._metadata
 
-    def cached(self, kid: str | None) -> SigningKey | None:
+    def cached(self, kid: str | None) -> VerificationKey | None:
         """A known key from a fresh set, without I/O; ``None`` if unknown or due a refresh."""
         fetched = self._fetched_at
         if fetched is None or self._clock() - fetched > self._max_age:
             return None
         return self._lookup(kid)
 
-    def _lookup(self, kid: str | None) -> SigningKey | None:
+    def _lookup(self, kid: str | None) -> VerificationKey | None:
         key = self._keys.get(kid)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
         return key
 
-    async def key(self, kid: str | None) -> SigningKey | None:
+    async def key(self, kid: str | None) -> VerificationKey | None:
         """The key called ``kid``, refetching the JWKS if allowed; ``None`` if it has none."""
         key = self.cached(kid)
         if key is not None:

@@ -27,7 +27,7 @@ import jwt
 
 from identity.errors import DirectoryUnavailableError, TokenError, UnknownIssuerError
 from identity.introspection import check_introspection, introspect
-from identity.jwks import IssuerKeys, SigningKey
+from identity.jwks import IssuerKeys, VerificationKey
 from identity.models import ValidatedToken
 
 #: Asymmetric JWS algorithms this module knows, by the key type that verifies them.
@@ -170,7 +170,9 @@ class TokenValidator:
         claims = self._decode(token, key, alg, issuer)
         return _validated(issuer.settings.issuer, claims)
 
-    def _decode(self, token: str, key: SigningKey, alg: str, issuer: _Issuer) -> dict[str, Any]:
+    def _decode(
+        self, token: str, key: VerificationKey, alg: str, issuer: _Issuer
+    ) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = self._jwt.decode(
                 token,
@@ -265,7 +267,7 @@ def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return header, payload
 
 
-def _check_key_fits(key: SigningKey, alg: str) -> None:
+def _check_key_fits(key: VerificationKey, alg: str) -> None:
     if KEY_TYPE_OF_ALGORITHM[alg] != key.kty or (key.alg is not None and key.alg != alg):
         raise TokenError(f"algorithm {alg!r} does not match the signing key")
     curve = _CURVE_OF_ALGORITHM.get(alg)
