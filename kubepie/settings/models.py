@@ -8,7 +8,7 @@ key. Secrets are :class:`~pydantic.SecretStr` (hidden in reprs and dumps) and ma
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -25,6 +25,9 @@ from kubepie.settings.fields import (
     OneOrMany,
     required_with,
 )
+
+if TYPE_CHECKING:
+    import identity.ldap
 
 
 class OidcSettings(Frozen):
@@ -101,7 +104,35 @@ class LdapSettings(Frozen):
                 raise required_with("url", f"{url!r} is not an ldap:// or ldaps:// URL")
             if self.start_tls and url.startswith("ldaps://"):
                 raise required_with("start_tls", f"cannot be used with {url!r} (already TLS)")
+        try:
+            self.directory_settings()
+        except ValueError as exc:
+            key, _, problem = str(exc).partition(": ")
+            field = key.removeprefix("ldap.").replace("urls", "url")
+            if problem and field in type(self).model_fields:
+                raise required_with(field, problem) from None
+            raise ValueError(str(exc)) from None
         return self
+
+    def directory_settings(self) -> identity.ldap.LdapSettings:
+        """These settings as :class:`identity.ldap.LdapSettings`, for ``LdapDirectory``."""
+        from identity.ldap import LdapSettings as DirectorySettings
+
+        password = self.bind_password
+        return DirectorySettings(
+            urls=self.url,
+            user_base=self.user_base,
+            group_base=self.group_base,
+            bind_dn=self.bind_dn,
+            bind_password=password.get_secret_value() if password is not None else "",
+            user_filter=self.user_filter,
+            group_filter=self.group_filter,
+            start_tls=self.start_tls,
+            ca_file=str(self.ca_file) if self.ca_file is not None else None,
+            tls_verify=self.tls_verify,
+            connect_timeout=self.connect_timeout,
+            receive_timeout=self.receive_timeout,
+        )
 
 
 class IdentitySettings(Frozen):

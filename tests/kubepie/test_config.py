@@ -159,6 +159,36 @@ def test_ldap_consistency_is_checked() -> None:
     )
 
 
+def test_ldap_settings_become_the_directory_settings() -> None:
+    settings = load_config(EXAMPLE, SECRETS)
+    assert settings.identity.ldap is not None
+    directory = settings.identity.ldap.directory_settings()
+    assert directory.urls == ("ldaps://ldap1.example.org", "ldaps://ldap2.example.org")
+    assert directory.bind_password == "bind-password-value"
+    assert directory.bind_dn == "cn=kubepie,ou=services,dc=example,dc=org"
+    assert directory.tls_verify == "required"
+    assert "bind-password-value" not in repr(directory)
+
+
+@pytest.mark.parametrize(
+    ("ldap", "problem"),
+    [
+        (
+            {"url": "ldap://ldap.example.org", "bind_dn": "cn=k"},
+            "identity.ldap.url: 'ldap://ldap.example.org' would carry the bind password in clear",
+        ),
+        ({"user_filter": "objectClass=posixAccount"}, "identity.ldap.user_filter: "),
+        ({"user_base": "people"}, "identity.ldap.user_base: 'people' is not a DN"),
+        ({"url": "http://ldap"}, "identity.ldap.url: 'http://ldap' is not an ldap://"),
+    ],
+)
+def test_the_directory_checks_run_at_load(ldap: dict[str, str], problem: str) -> None:
+    base = {"url": "ldaps://ldap", "user_base": "ou=p,dc=x", "group_base": "ou=g,dc=x"}
+    problems = _problems(_minimal(identity={"source": "ldap", "ldap": {**base, **ldap}}))
+    assert len(problems) == 1
+    assert problems[0].startswith(problem), problems
+
+
 def test_environment_overrides_the_file() -> None:
     environ = {
         **SECRETS,
