@@ -13,9 +13,9 @@ user's groups are the group whose gid is the user's primary gid plus every group
 user. The whole file is validated when it is loaded; every refusal is an
 :class:`~identity.errors.InvalidEntryError` whose message names the file and the bad key
 (``users.alice.uid``). Refused: unknown keys, non-integer or out-of-range ids (``true`` is
-not 1), names that cannot appear in ``passwd``/``group`` files, two users with one uid, two
-groups with one gid, and members that are not users of the file (a typo must not silently
-drop a membership).
+not 1), names and fields that cannot appear in ``passwd``/``group`` files, two users with one
+uid, two groups with one gid, and members that are not users of the file (a typo must not
+silently drop a membership).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ _MAX_ID = 2**32 - 2
 #: What a user or group name may not contain: NSS field and member separators, whitespace,
 #: path separators and NUL.
 _BAD_NAME = re.compile(r"[\s:,/\x00]")
+#: What no field may contain: it would split or end a ``passwd`` line.
+_FIELD_SEPARATORS = (":", "\n", "\r", "\x00")
 
 
 class _UserEntry(BaseModel):
@@ -120,6 +122,10 @@ def _users(data: _File, source: str) -> list[User]:
         _check_name(name, f"{source}: users")
         if not entry.home.startswith("/"):
             raise InvalidEntryError(f"{where}.home: {entry.home!r} is not an absolute path")
+        for key in ("home", "shell", "gecos"):
+            value = getattr(entry, key)
+            if any(char in value for char in _FIELD_SEPARATORS):
+                raise InvalidEntryError(f"{where}.{key}: {value!r} contains ':' or a line break")
         if entry.uid in seen:
             raise InvalidEntryError(
                 f"{where}.uid: {entry.uid} is also the uid of {seen[entry.uid]}"

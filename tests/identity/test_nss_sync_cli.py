@@ -169,12 +169,29 @@ def test_cleartext_password_to_a_remote_server_is_refused(tmp_path: Path) -> Non
     assert "s3cret-value" not in done.stderr
 
 
-def test_unrenderable_entry_exits_4_and_writes_nothing(tmp_path: Path) -> None:
+def test_unrenderable_entry_exits_4_and_writes_nothing(slapd: Slapd, tmp_path: Path) -> None:
+    # gecos is IA5 text for LDAP, so a ':' is valid there; it would split a passwd line.
+    dn = f"uid=colon,{slapd.user_base}"
+    slapd.modify(
+        f"dn: {dn}\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n"
+        "uid: colon\ncn: colon\nsn: c\nuidNumber: 10060\ngidNumber: 10060\n"
+        "homeDirectory: /home/colon\ngecos: x:0:0:root\n"
+    )
+    try:
+        env = {"KUBEPIE_LDAP_BIND_PASSWORD": slapd.bind_password}
+        done = nss_sync("--output", str(tmp_path / "out"), *ldap_args(slapd), env=env)
+    finally:
+        slapd.modify(f"dn: {dn}\nchangetype: delete\n")
+    assert done.returncode == 4
+    assert "cannot render, nothing written" in done.stderr
+    assert "passwd entry 'colon' gecos" in done.stderr
+    assert not (tmp_path / "out" / "passwd").exists()
+
+
+def test_invalid_static_file_exits_4_naming_the_key(tmp_path: Path) -> None:
     static = tmp_path / "bad.yaml"
     static.write_text("users:\n  alice: {uid: 1, gid: 1, home: /h, shell: '/bin/sh:x'}\n")
     done = nss_sync("--output", str(tmp_path / "out"), "--static-file", str(static))
-    # The file itself is valid YAML for the directory; the NSS renderer refuses the ':'.
     assert done.returncode == 4
-    assert "cannot render, nothing written" in done.stderr
-    assert "shell" in done.stderr
-    assert not (tmp_path / "out" / "passwd").exists()
+    assert "users.alice.shell" in done.stderr
+    assert not (tmp_path / "out").exists()

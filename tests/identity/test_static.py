@@ -70,6 +70,8 @@ async def test_empty_file_is_an_empty_directory() -> None:
         ("users:\n  alice: {uid: 1, gid: 1}", "users.alice.home: Field required"),
         ("users:\n  alice: {uid: 1, gid: 1, home: h}", "users.alice.home: 'h' is not an abs"),
         ("users:\n  a:b: {uid: 1, gid: 1, home: /h}", "users: 'a:b' is not a usable"),
+        ("users:\n  a: {uid: 1, gid: 1, home: /h, shell: '/bin/sh:x'}", "users.a.shell: '/bin/"),
+        ('users:\n  a: {uid: 1, gid: 1, home: /h, gecos: "A\\nB"}', "users.a.gecos: 'A"),
         ("users:\n  'a b': {uid: 1, gid: 1, home: /h}", "users: 'a b' is not a usable"),
         (
             "users:\n  a: {uid: 1, gid: 1, home: /h}\n  b: {uid: 1, gid: 2, home: /h}",
