@@ -38,6 +38,8 @@ KEY_TYPE_OF_ALGORITHM: Mapping[str, str] = {
 }
 _CURVE_OF_ALGORITHM = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 DEFAULT_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+#: Longer bearer tokens are refused before any parsing (real ones are a few KiB at most).
+MAX_TOKEN_LENGTH = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,8 @@ class TokenValidator:
 
     async def validate(self, token: str) -> ValidatedToken:
         """The validated token, or :class:`TokenError` saying why not."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("token too large")
         dots = token.count(".")
         if dots == 2:
             return await self._validate_jwt(token)

@@ -200,6 +200,7 @@ def _edge_cases(p: OidcProvider) -> list[tuple[str, str]]:
         (p.mint(good, headers={"kid": "no-such-key"}), "unknown signing key"),
         ("eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "malformed token"),
         ("a.b.c.d.e", "encrypted tokens are not accepted"),
+        (p.mint({**good, "padding": "x" * 20_000}), "token too large"),
     ]
 
 
