@@ -175,7 +175,8 @@ class SqliteCredentialStore:
         return f"SqliteCredentialStore({str(self._path)!r})"
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._conn.close)
+        """Close the connection, after any operation still running in a worker thread."""
+        await self._run(self._conn.close)
 
     async def __aenter__(self) -> SqliteCredentialStore:
         return self

@@ -241,6 +241,21 @@ async def _works(store: CredentialStore, access_key_id: str, secret: str) -> Cre
     return await store.verify(access_key_id, secret)
 
 
+async def test_two_instances_write_concurrently(db_path: Path, cipher: SecretCipher) -> None:
+    async with (
+        await SqliteCredentialStore.open(db_path, cipher) as first,
+        await SqliteCredentialStore.open(db_path, cipher) as second,
+    ):
+        both = (first, second)
+        made = await asyncio.gather(*(store.create(ALICE) for _ in range(15) for store in both))
+        await asyncio.gather(
+            *(second.verify(new.access_key_id, new.secret_access_key) for new in made[10:]),
+            *(first.revoke(ALICE, new.id) for new in made[:10]),
+        )
+        assert len(await first.list_for(ALICE)) == 20
+        assert {c.id for c in await second.list_for(ALICE)} == {new.id for new in made[10:]}
+
+
 async def test_credentials_survive_a_restart(db_path: Path, key: EncryptionKey) -> None:
     async with await SqliteCredentialStore.open(db_path, SecretCipher([key])) as before:
         new = await before.create(ALICE, read_only=True, prefix="data")
