@@ -17,8 +17,8 @@ async def test_a_relying_party_flow_ends_at_its_own_redirect_uri(
     oidc_provider: OidcProvider,
 ) -> None:
     redirect = "http://127.0.0.1:9/hub/oauth_callback"
-    client = oidc_provider.register_client([redirect])
-    _, challenge = pkce_pair()
+    client = oidc_provider.register_client([redirect], auth_method="client_secret_post")
+    verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(8)
     query = urlencode(
         {
@@ -35,11 +35,24 @@ async def test_a_relying_party_flow_ends_at_its_own_redirect_uri(
         callback = await drive_login(
             http, f"{oidc_provider.issuer}/auth?{query}", "dave", issuer=oidc_provider.issuer
         )
-    assert callback.startswith(redirect + "?")
-    params = parse_qs(urlsplit(callback).query)
-    assert params["state"] == [state]
-    assert params["iss"] == [oidc_provider.issuer]
-    assert params["code"][0]
+        assert callback.startswith(redirect + "?")
+        params = parse_qs(urlsplit(callback).query)
+        assert params["state"] == [state]
+        assert params["iss"] == [oidc_provider.issuer]
+        response = await http.post(
+            f"{oidc_provider.issuer}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": params["code"][0],
+                "redirect_uri": redirect,
+                "code_verifier": verifier,
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+            },
+        )
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["id_token"], options={"verify_signature": False})
+    assert (claims["preferred_username"], claims["uid"], claims["gids"]) == ("dave", 10004, [10004])
 
 
 async def test_unknown_users_cannot_log_in(oidc_provider: OidcProvider) -> None:
