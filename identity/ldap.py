@@ -168,26 +168,24 @@ class LdapDirectory:
         failures: list[str] = []
         last: BaseException | None = None
         for url in self._settings.urls:
-            # A fresh Server per call: ldap3 remembers a refused address as unavailable for a
-            # while, which would keep us failing after the directory is back.
-            server = ldap3.Server(
-                url,
-                tls=self._tls,
-                get_info=ldap3.NONE,
-                connect_timeout=self._settings.connect_timeout,
-            )
             try:
+                # A fresh Server per call: ldap3 remembers a refused address as unavailable for
+                # a while, which would keep us failing after the directory is back.
+                server = ldap3.Server(
+                    url,
+                    tls=self._tls,
+                    get_info=ldap3.NONE,
+                    connect_timeout=self._settings.connect_timeout,
+                )
                 conn = self._open(server)
             except (LDAPException, OSError) as exc:
-                failures.append(f"{_server_url(server)}: {self._describe(exc)}")
+                failures.append(f"{url}: {self._describe(exc)}")
                 last = exc
                 continue
             try:
                 return operation(_Session(conn, self._settings))
             except (LDAPException, OSError) as exc:
-                raise DirectoryUnavailableError(
-                    f"LDAP {_server_url(server)}: {self._describe(exc)}"
-                ) from exc
+                raise DirectoryUnavailableError(f"LDAP {url}: {self._describe(exc)}") from exc
             finally:
                 _close(conn)
         raise DirectoryUnavailableError(
@@ -230,10 +228,6 @@ def _close(conn: ldap3.Connection) -> None:
         sock.close()
 
 
-def _server_url(server: ldap3.Server) -> str:
-    return f"{'ldaps' if server.ssl else 'ldap'}://{server.host}:{server.port}"
-
-
 class _Session:
     """The searches of one call, over one open connection (runs in the worker thread)."""
 
@@ -251,11 +245,18 @@ class _Session:
         name = escape_filter_chars(user.username)
         terms = [f"(gidNumber={user.gid})", f"(memberUid={name})"]
         found = self._user_entry(user.username)
+        user_dn = None if found is None else _normal_dn(found[0])
         if found is not None:
             terms.append(f"(member={escape_filter_chars(found[0])})")
         query = f"(&{self._s.group_filter}(|{''.join(terms)}))"
-        groups = self._groups(self._search(self._s.group_base, query, _GROUP_ATTRS))
-        own = {g for g in groups if g.gid == user.gid or user.username in g.members}
+        own = {
+            group
+            for group, member_dns in self._groups(
+                self._search(self._s.group_base, query, _GROUP_ATTRS)
+            )
+            # Checked again here, exactly: the server may match memberUid case-insensitively.
+            if group.gid == user.gid or user.username in group.members or user_dn in member_dns
+        }
         return tuple(sorted(own, key=lambda g: (g.gid, g.name)))
 
     def all_users(self) -> tuple[User, ...]:
@@ -269,7 +270,8 @@ class _Session:
 
     def all_groups(self) -> tuple[Group, ...]:
         entries = self._search(self._s.group_base, self._s.group_filter, _GROUP_ATTRS)
-        return tuple(sorted(self._groups(entries), key=lambda g: (g.gid, g.name)))
+        groups = [group for group, _ in self._groups(entries)]
+        return tuple(sorted(groups, key=lambda g: (g.gid, g.name)))
 
     def _user_entry(self, username: str) -> tuple[str, Mapping[str, list[str]]] | None:
         query = f"(&{self._s.user_filter}(uid={escape_filter_chars(username)}))"
@@ -284,7 +286,10 @@ class _Session:
             raise InvalidEntryError(f"username {username!r} names several LDAP entries: {dns}")
         return matches[0] if matches else None
 
-    def _groups(self, entries: Iterable[tuple[str, Mapping[str, list[str]]]]) -> list[Group]:
+    def _groups(
+        self, entries: Iterable[tuple[str, Mapping[str, list[str]]]]
+    ) -> list[tuple[Group, frozenset[str]]]:
+        """Each group with its member usernames, and the normalised DNs it lists as members."""
         groups = []
         for dn, attrs in entries:
             try:
@@ -298,7 +303,8 @@ class _Session:
                 username = self._username_of(member_dn)
                 if username is not None:
                     members.add(username)
-            groups.append(Group(name, gid, tuple(sorted(members))))
+            member_dns = frozenset(_normal_dn(dn) for dn in attrs.get("member", []))
+            groups.append((Group(name, gid, tuple(sorted(members))), member_dns))
         return groups
 
     def _username_of(self, dn: str) -> str | None:

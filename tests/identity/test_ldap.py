@@ -102,7 +102,9 @@ def odd_entries(slapd: Slapd) -> Iterator[None]:
         f"dn: cn=robots,{groups}\nchangetype: add\nobjectClass: groupOfNames\n"
         "objectClass: posixGroup\ncn: robots\ngidNumber: 30100\n"
         f"member: cn=robot1,{people}\nmember: cn=physics,{groups}\n"
-        f"member: cn=outsider,ou=robots,{base}\nmember: uid=carol,{people}\n"
+        f"member: cn=outsider,ou=robots,{base}\nmember: uid=carol,{people}\n\n"
+        # A second name for robot1: its member DN resolves to the first one, robo.
+        f"dn: cn=robot1,{people}\nchangetype: modify\nadd: uid\nuid: robo-alias\n"
     )
     slapd.modify(ldif)
     yield
@@ -119,6 +121,11 @@ async def test_member_dns_are_read_and_non_accounts_left_out(directory: LdapDire
     robo = await directory.lookup_user("robo")
     assert robo is not None
     assert {g.name for g in await directory.groups_for(robo)} == {"robots"}
+    alias = await directory.lookup_user("robo-alias")
+    assert alias is not None
+    assert alias.uid == robo.uid
+    # Membership by DN holds for every name of the account, not only the one the DN resolves to.
+    assert {g.name for g in await directory.groups_for(alias)} == {"robots"}
     assert await directory.lookup_user("outsider") is None
 
 
