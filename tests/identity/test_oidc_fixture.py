@@ -31,7 +31,7 @@ async def test_a_relying_party_flow_ends_at_its_own_redirect_uri(
             "code_challenge_method": "S256",
         }
     )
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
         callback = await drive_login(
             http, f"{oidc_provider.issuer}/auth?{query}", "dave", issuer=oidc_provider.issuer
         )

@@ -40,7 +40,7 @@ def settings_for(*providers: OidcProvider, **overrides: Any) -> TokenSettings:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
         yield client
 
 
@@ -282,7 +282,9 @@ async def test_unknown_kid_flood_refetches_at_most_once_per_interval(
         ]
         return [oidc_provider.mint(oidc_provider.claims_for("alice"), key=k) for k in made_up]
 
-    async with httpx.AsyncClient(timeout=5, event_hooks={"request": [count]}) as http:
+    async with httpx.AsyncClient(
+        timeout=5, trust_env=False, event_hooks={"request": [count]}
+    ) as http:
         validator = TokenValidator(settings_for(oidc_provider, jwks_refetch_interval_s=0.5), http)
         await validator.validate(oidc_provider.mint(oidc_provider.claims_for("alice")))
         assert len(jwks_requests) == 1
@@ -337,7 +339,7 @@ async def test_opaque_token_for_another_relying_party_is_refused(
     client = oidc_provider.register_client(["http://127.0.0.1:9/ui"], access_tokens="userinfo")
     tokens = await oidc_provider.login("bob", client=client)
     assert (await refused(validator, tokens.access_token)).reason == "missing claim 'aud'"
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
         userinfo = await http.get(
             f"{oidc_provider.issuer}/me",
             headers={"Authorization": f"Bearer {tokens.access_token}"},
