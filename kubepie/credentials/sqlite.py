@@ -215,7 +215,7 @@ class SqliteCredentialStore:
         longest = self._policy.max_lifetime
         if expires_in is None:
             return longest
-        if not expires_in > 0:
+        if isinstance(expires_in, bool) or not expires_in > 0:
             raise InvalidCredentialRequest("expires_in must be a positive number of seconds")
         if expires_in > (longest if longest is not None else _LONGEST):
             raise InvalidCredentialRequest(

@@ -165,6 +165,7 @@ async def test_expiry_in_real_time(db_path: Path, cipher: SecretCipher) -> None:
         ({"expires_in": 0}, "positive"),
         ({"expires_in": -5}, "positive"),
         ({"expires_in": float("nan")}, "positive"),
+        ({"expires_in": True}, "positive"),
         ({"expires_in": 1e12}, "longer than"),
         ({"prefix": "home/../etc"}, "'..'"),
         ({"prefix": "home//x"}, "''"),
