@@ -165,6 +165,12 @@ class FakePodResources:
             )
         return pr.ListPodResourcesResponse(pod_resources=list(pods.values()))
 
+    async def GetAllocatableResources(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this fake")
+
+    async def Get(self, request: Any, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not part of this fake")
+
     async def start(self) -> FakePodResources:
         server = grpc.aio.server()
         pr_grpc.add_PodResourcesListerServicer_to_server(self, server)
