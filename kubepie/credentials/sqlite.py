@@ -4,8 +4,8 @@ One connection per store, used from worker threads (``asyncio.to_thread``) one o
 time. The database runs in WAL mode, so several processes (or store instances) may share the
 file: a revocation committed by one is seen by the next lookup of every other, since lookups
 always read the file. Secrets are sealed with :class:`~kubepie.credentials.cipher.SecretCipher`
-(a revoked credential's sealed secret is erased); the file is created ``0600`` in a ``0700``
-directory.
+(a revoked credential's sealed secret is erased); the file is kept ``0600`` (SQLite gives its
+``-wal`` and ``-shm`` files the same mode) and a missing directory is created ``0700``.
 
 This module is the only one that imports ``sqlite3``; its exceptions become
 :class:`StoreUnavailableError` here.
@@ -102,7 +102,11 @@ def _credential(row: sqlite3.Row) -> Credential:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # also tighten a file restored with looser permissions
+    finally:
+        os.close(fd)
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
     try:
         conn.row_factory = sqlite3.Row

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import sqlite3
 import stat
 import time
@@ -342,10 +343,16 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-async def test_database_file_is_private(store: SqliteCredentialStore, db_path: Path) -> None:
+async def test_database_file_is_private(
+    store: SqliteCredentialStore, db_path: Path, cipher: SecretCipher
+) -> None:
     await store.create(ALICE)
     assert _mode(db_path) == 0o600
     assert _mode(db_path.parent) == 0o700
+    assert all(_mode(p) == 0o600 for p in db_path.parent.iterdir())
+    os.chmod(db_path, 0o644)
+    async with await SqliteCredentialStore.open(db_path, cipher):
+        assert _mode(db_path) == 0o600
 
 
 async def test_secrets_never_reach_the_logs(
