@@ -51,11 +51,15 @@ class IssuerSettings:
     ``EdDSA``) may be listed, so ``none`` and ``HS*`` are refused when the settings are built.
     ``introspection_client_id``/``_secret``: credentials for RFC 7662 introspection of opaque
     tokens; without them, opaque tokens are not accepted from this issuer.
+    ``token_type``: if set, the JWT header ``typ`` must be this (``at+jwt``, RFC 9068), which
+    keeps ID tokens out even where the issuer puts the client id in access tokens' ``aud``;
+    unset by default because many issuers still send ``typ: JWT`` on access tokens.
     """
 
     issuer: str
     audiences: tuple[str, ...]
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    token_type: str | None = None
     introspection_client_id: str | None = None
     introspection_client_secret: str | None = field(default=None, repr=False)
 
@@ -164,6 +168,13 @@ class TokenValidator:
             raise UnknownIssuerError("issuer is not trusted")
         if alg not in issuer.algorithms:
             raise TokenError(f"algorithm {alg!r} is not allowed")
+        wanted = issuer.settings.token_type
+        if wanted is not None:
+            typ = header.get("typ")
+            if not isinstance(typ, str) or not typ:
+                raise TokenError("token has no type")
+            if typ.lower() != wanted.lower():
+                raise TokenError(f"token type {typ!r} is not accepted")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise TokenError("malformed key id")

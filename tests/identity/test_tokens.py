@@ -126,6 +126,23 @@ async def test_id_token_carries_the_same_identity_but_is_no_access_token(
     assert from_id_token == from_access
     assert (from_access.uid, from_access.gids) == (10003, (10003, 20002))
     assert (await refused(validator, tokens.id_token)).reason == "audience mismatch"
+    # Where the audience cannot tell them apart, the token type (RFC 9068) does.
+    typed = TokenValidator(
+        TokenSettings(
+            (
+                IssuerSettings(
+                    oidc_provider.issuer,
+                    (AUDIENCE, oidc_provider.router.client_id),
+                    token_type="at+jwt",
+                ),
+            )
+        ),
+        http,
+    )
+    assert (await typed.validate(tokens.access_token)).subject == "carol"
+    assert (await refused(typed, tokens.id_token)).reason == "token has no type"
+    jwt_typed = oidc_provider.mint(oidc_provider.claims_for("carol"), headers={"typ": "JWT"})
+    assert (await refused(typed, jwt_typed)).reason == "token type 'JWT' is not accepted"
 
 
 @pytest.mark.parametrize(
