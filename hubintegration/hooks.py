@@ -109,7 +109,7 @@ class KubePieHooks:
         minutes = selection.instance.walltime_minutes
         lifetime = 7 * 24 * 3600
         if cfg.walltime.enabled and minutes:
-            total = minutes * 60
+            total = round(minutes * 60)
             lifetime = total + 3600
             token = self._new_token(
                 spawner, [f"delete:servers!server={user}/{server}"], note, lifetime

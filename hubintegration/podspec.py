@@ -190,20 +190,21 @@ def _server_env(plan: PodPlan, token: str) -> dict[str, str]:
     }
 
 
-def _walltime_sidecar(container: dict[str, Any], plan: PodPlan, walltime: Walltime) -> None:
+def walltime_env(plan: PodPlan, walltime: Walltime) -> dict[str, str]:
+    """Environment of the walltime sidecar (``kubepie-walltime``)."""
     cfg = plan.settings.walltime
     env = _server_env(plan, walltime.token)
     env |= {
-        "KUBEPIE_WALLTIME_DEADLINE": f"{walltime.deadline:.0f}",
+        "KUBEPIE_WALLTIME_DEADLINE": f"{walltime.deadline:.3f}",
         "KUBEPIE_WALLTIME_TOTAL": str(walltime.total_s),
         "KUBEPIE_WALLTIME_WARN_BEFORE": str(cfg.warn_before_s),
         "KUBEPIE_WALLTIME_PORT": str(cfg.port),
     }
-    _set_env(container, env)
-    container["securityContext"] = _container_security(NOBODY, NOBODY)
+    return env
 
 
-def _token_helper_sidecar(container: dict[str, Any], plan: PodPlan, token: str) -> None:
+def token_helper_env(plan: PodPlan, token: str) -> dict[str, str]:
+    """Environment of the token helper, without the OIDC client (that comes from a Secret)."""
     cfg = plan.settings.token_helper
     env = _server_env(plan, token)
     env |= {
@@ -213,7 +214,17 @@ def _token_helper_sidecar(container: dict[str, Any], plan: PodPlan, token: str) 
     }
     if cfg.token_endpoint:
         env["KUBEPIE_TOKEN_ENDPOINT"] = cfg.token_endpoint
-    _set_env(container, env)
+    return env
+
+
+def _walltime_sidecar(container: dict[str, Any], plan: PodPlan, walltime: Walltime) -> None:
+    _set_env(container, walltime_env(plan, walltime))
+    container["securityContext"] = _container_security(NOBODY, NOBODY)
+
+
+def _token_helper_sidecar(container: dict[str, Any], plan: PodPlan, token: str) -> None:
+    cfg = plan.settings.token_helper
+    _set_env(container, token_helper_env(plan, token))
     secret = cfg.client_secret_name
     container["env"].extend(
         {

@@ -61,11 +61,11 @@ def _vram_label(megabytes: int) -> str:
     return f"{megabytes}MB"
 
 
-def _walltime_label(minutes: int) -> str:
+def _walltime_label(minutes: float) -> str:
     if minutes % 60 == 0:
-        hours = minutes // 60
+        hours = int(minutes // 60)
         return f"{hours} hour" if hours == 1 else f"{hours} hours"
-    return f"{minutes} min"
+    return f"{_number(minutes)} min"
 
 
 def instance_display_name(instance: ComputeInstance, gpu_unit_mb: dict[str, int]) -> str:

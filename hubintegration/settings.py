@@ -61,7 +61,7 @@ class ComputeInstance(Access):
     gpu_limit: int = 0
     node_type: str | None = None
     #: Minutes a server of this kind may run; ``None``: no walltime sidecar limit.
-    walltime_minutes: int | None = Field(default=None, gt=0)
+    walltime_minutes: float | None = Field(default=None, gt=0)
 
     @field_validator("mem_guarantee", "mem_limit")
     @classmethod
