@@ -41,6 +41,7 @@ from kubepie.fileserver.asgi import (
 )
 from kubepie.fileserver.dav_props import XattrPropertyManager
 from kubepie.fileserver.dav_provider import MountsProvider
+from kubepie.fileserver.dav_put import PlainPut
 from kubepie.fileserver.errors import PathRefused
 from kubepie.fileserver.mounts import Mounts, split_url_path
 
@@ -128,8 +129,9 @@ def check_request_paths(raw_path: bytes, destination: str | None) -> None:
 class DavFront:
     """The ASGI app serving ``/dav``: path checks, then wsgidav through the adapter."""
 
-    def __init__(self, dav: ASGIApp) -> None:
+    def __init__(self, dav: ASGIApp, plain_put: PlainPut | None = None) -> None:
         self.dav = dav
+        self.plain_put = plain_put
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,6 +149,11 @@ class DavFront:
         except PathRefused as exc:
             await send_plain(send, exc.status, f"{exc}\n")
             return
+        if scope["method"] == "PUT" and self.plain_put is not None:
+            plan = self.plain_put.plan(scope, raw[len(PREFIX) :].decode("ascii"))
+            if plan is not None:
+                await self.plain_put.run(plan, receive, send)
+                return
         scope = dict(scope)
         scope["root_path"] = scope.get("root_path", "") + PREFIX
         await self.dav(scope, disconnect_aware(receive), send)
@@ -157,6 +164,7 @@ def create_dav_app(
 ) -> ASGIApp:
     """The WebDAV ASGI app for ``mounts`` (authentication goes in front of it)."""
     config = wsgidav_config(mounts, state_dir=state_dir, block_size=block_size)
-    wsgi = _prepare(WsgiDAVApp(config), username)
-    adapter = WSGIMiddleware(cast(Any, wsgi), workers=16)
-    return DavFront(cast(ASGIApp, adapter))
+    dav_app = WsgiDAVApp(config)
+    adapter = WSGIMiddleware(cast(Any, _prepare(dav_app, username)), workers=16)
+    plain_put = PlainPut(mounts, dav_app.lock_manager, username, block_size)
+    return DavFront(cast(ASGIApp, adapter), plain_put)

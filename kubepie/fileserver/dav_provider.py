@@ -50,8 +50,14 @@ def os_errors(what: str) -> Iterator[None]:
         raise dav_error(exc) from exc
 
 
-def _etag(st: os.stat_result) -> str:
+def etag_of(st: os.stat_result) -> str:
+    """A strong entity tag from inode, mtime (ns) and size."""
     return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def new_upload_path(directory: str, name: str) -> str:
+    """A fresh temporary name for an upload of ``name`` in ``directory`` (hidden in listings)."""
+    return os.path.join(directory, f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}")
 
 
 class MountsProvider(DAVProvider):  # type: ignore[misc]
@@ -133,7 +139,7 @@ class _Upload:
     """The temporary file a PUT writes to; counts the bytes it was given."""
 
     def __init__(self, directory: str, name: str) -> None:
-        self.path = os.path.join(directory, f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}")
+        self.path = new_upload_path(directory, name)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self.fd = os.open(self.path, flags, 0o666)
         self.written = 0
@@ -181,7 +187,7 @@ class DavFile(FileResource):  # type: ignore[misc]
         return int(self.file_stat.st_mtime) if self.file_stat else None
 
     def get_etag(self) -> str | None:
-        return _etag(self.file_stat) if self.file_stat else None
+        return etag_of(self.file_stat) if self.file_stat else None
 
     def get_content(self) -> Any:
         with os_errors(self.path):

@@ -1,0 +1,297 @@
+"""Benchmark the file server's WebDAV/HTTPS data path against nginx on the same machine.
+
+Starts nginx (temporary config, loopback port, sendfile, its DAV module for PUT) and
+``kubepie fileserver --standalone`` over the same directory, then measures with curl (a C
+client, so the client is not the bottleneck), median of ``--runs``:
+
+* GET and PUT of one large file (``--size-mib``, default 1024 = 1 GiB);
+* PROPFIND depth 1 over a 10,000-entry directory (nginx: its JSON autoindex of the same
+  directory, the closest thing it has);
+* small-file GETs per second (4 KiB files over one keep-alive connection);
+* idle RSS of the file server, and its RSS sampled during a streaming GET (flat memory);
+  the streamed size is ``--stream-mib`` (default: the large file; pass 4096 for 4 GiB).
+
+Targets (issue #3): GET ≥ 75 % of nginx, PUT ≥ 400 MB/s, idle RSS ≤ 60 MB. MB = 10^6 bytes.
+Run as root (CI) it serves as ``--user`` (default nobody) through ``setpriv``.
+Usage: ``python benchmarks/fileserver.py [--size-mib N] [--stream-mib N] [--runs N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ACCESS, SECRET = "bench", "bench-secret-3b7"
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path {tmp}/nginx-body;
+    client_max_body_size 0;
+    proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f; uwsgi_temp_path {tmp}/u;
+    scgi_temp_path {tmp}/s;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        location /upload/ {{ dav_methods PUT; create_full_put_path on; }}
+        location /many/ {{ autoindex on; autoindex_format json; }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early (status {proc.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} not ready")
+
+
+@contextmanager
+def running(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_port(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def curl(*args: str) -> str:
+    result = subprocess.run(
+        ["curl", "-s", "-f", "--http1.1", *args], capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def median_of(runs: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(runs))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+def make_tree(root: Path, size_mib: int, stream_mib: int) -> None:
+    block = os.urandom(1 << 20)
+    for name, mib in (("big.bin", size_mib), ("stream.bin", stream_mib)):
+        if name == "stream.bin" and stream_mib == size_mib:
+            os.link(root / "big.bin", root / "stream.bin")
+            continue
+        with (root / name).open("wb") as out:
+            for _ in range(mib):
+                out.write(block)
+    many = root / "many"
+    many.mkdir()
+    for i in range(10_000):
+        (many / f"entry-{i:05d}.txt").write_bytes(b"x")
+    small = root / "small"
+    small.mkdir()
+    for i in range(1000):
+        (small / f"s{i:04d}.bin").write_bytes(block[:4096])
+    (root / "upload").mkdir()
+
+
+def small_gets_per_second(base: str, auth: list[str], count: int = 1000) -> float:
+    config = "\n".join(
+        f'url = "{base}/small/s{i:04d}.bin"\noutput = "/dev/null"' for i in range(count)
+    )
+    start = time.perf_counter()
+    subprocess.run(
+        ["curl", "-s", "-f", "--http1.1", *auth, "-K", "-"],
+        input=config,
+        text=True,
+        check=True,
+    )
+    return count / (time.perf_counter() - start)
+
+
+def measure(label: str, base: str, auth: list[str], root: Path, runs: int) -> dict[str, float]:
+    big = root / "big.bin"
+    out: dict[str, float] = {}
+    out["get"] = median_of(
+        runs,
+        lambda: (
+            float(curl(*auth, "-o", "/dev/null", "-w", "%{speed_download}", f"{base}/big.bin"))
+            / 1e6
+        ),
+    )
+
+    def put() -> float:
+        speed = curl(
+            *auth,
+            "-T",
+            str(big),
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{speed_upload}",
+            f"{base}/upload/put.bin",
+        )
+        return float(speed) / 1e6
+
+    out["put"] = median_of(runs, put)
+    many = f"{base}/many/"
+    if label == "kubepie":
+        listing = ["-X", "PROPFIND", "-H", "Depth: 1", "-o", "/dev/null"]
+    else:
+        listing = ["-o", "/dev/null"]
+    out["list_s"] = median_of(
+        runs, lambda: float(curl(*auth, *listing, "-w", "%{time_total}", many))
+    )
+    out["small_per_s"] = median_of(runs, lambda: small_gets_per_second(base, auth))
+    return out
+
+
+def stream_rss(base: str, auth: list[str], pid: int) -> tuple[float, float, float]:
+    samples: list[float] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(rss_mb(pid))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        speed = float(
+            curl(*auth, "-o", "/dev/null", "-w", "%{speed_download}", f"{base}/stream.bin")
+        )
+    finally:
+        done.set()
+        thread.join()
+    return min(samples), max(samples), speed / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-mib", type=int, default=1024, help="large file for GET/PUT")
+    parser.add_argument("--stream-mib", type=int, default=0, help="file streamed for RSS (0: same)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--user", default="nobody", help="run the file server as (when root)")
+    args = parser.parse_args()
+    stream_mib = args.stream_mib or args.size_mib
+
+    tmp = Path(tempfile.mkdtemp(prefix="kubepie-bench-", dir="/tmp"))
+    os.chmod(tmp, 0o755)  # noqa: S103 (the file server runs as another user)
+    try:
+        root = tmp / "root"
+        root.mkdir()
+        print(f"preparing {args.size_mib} MiB file, 10,000-entry dir, 1000 small files...")
+        make_tree(root, args.size_mib, stream_mib)
+        uid = gid = os.getuid()
+        prefix: list[str] = []
+        if os.geteuid() == 0:
+            uid = int(
+                subprocess.run(
+                    ["id", "-u", args.user], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            gid = int(
+                subprocess.run(
+                    ["id", "-g", args.user], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            prefix = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        for path in [tmp, root, *root.rglob("*")]:
+            os.chown(path, uid, gid)
+
+        nginx_port, dav_port = free_port(), free_port()
+        (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=nginx_port, root=root))
+        nginx_argv = ["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)]
+        with running(nginx_argv, nginx_port, tmp / "nginx.log"):
+            ngx = measure("nginx", f"http://127.0.0.1:{nginx_port}", [], root, args.runs)
+
+        state = tmp / "state"
+        state.mkdir()
+        os.chown(state, uid, gid)
+        dav_argv = [
+            *prefix,
+            sys.executable,
+            "-m",
+            "kubepie.cli",
+            "fileserver",
+            "--standalone",
+            f"--root=bench={root}",
+            f"--listen=127.0.0.1:{dav_port}",
+            f"--state-dir={state}",
+        ]
+        os.environ.update({"KUBEPIE_ACCESS_KEY": ACCESS, "KUBEPIE_SECRET_KEY": SECRET})
+        auth = ["-u", f"{ACCESS}:{SECRET}"]
+        base = f"http://127.0.0.1:{dav_port}/dav/bench"
+        with running(dav_argv, dav_port, tmp / "fileserver.log") as proc:
+            time.sleep(1.0)
+            idle = rss_mb(proc.pid)
+            ours = measure("kubepie", base, auth, root, args.runs)
+            low, high, stream_speed = stream_rss(base, auth, proc.pid)
+            idle_after = rss_mb(proc.pid)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def row(name: str, mine: float, theirs: float, unit: str, higher_better: bool = True) -> None:
+        ratio = mine / theirs if higher_better else theirs / mine
+        print(f"{name:<34} {mine:>10.1f} {theirs:>10.1f} {unit:<6} {ratio:>6.0%}")
+
+    title = f"WebDAV/HTTPS (median of {args.runs})"
+    print(f"\n{title:<34} {'kubepie':>10} {'nginx':>10} {'unit':<6} {'ratio':>6}")
+    row(f"GET {args.size_mib} MiB", ours["get"], ngx["get"], "MB/s")
+    row(f"PUT {args.size_mib} MiB", ours["put"], ngx["put"], "MB/s")
+    row("PROPFIND depth 1, 10,000 entries", ours["list_s"], ngx["list_s"], "s", higher_better=False)
+    row("small (4 KiB) GETs", ours["small_per_s"], ngx["small_per_s"], "req/s")
+    print(f"\nidle RSS {idle:.1f} MB at start, {idle_after:.1f} MB after the run (target <= 60)")
+    print(
+        f"RSS while streaming {stream_mib} MiB at {stream_speed:.0f} MB/s: "
+        f"{low:.1f}..{high:.1f} MB (flat if the spread is small)"
+    )
+    verdicts = {
+        "GET >= 75% of nginx": ours["get"] >= 0.75 * ngx["get"],
+        "PUT >= 400 MB/s": ours["put"] >= 400,
+        "idle RSS <= 60 MB": idle <= 60,
+    }
+    print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdicts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

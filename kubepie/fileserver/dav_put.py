@@ -1,0 +1,201 @@
+"""The fast path for a plain PUT: the body goes straight from the event loop to a temp file.
+
+Through the WSGI adapter every received body message costs a round trip between the worker
+thread and the event loop, which halves upload speed. A *plain* PUT (no conditional or range
+headers, an existing parent directory, a writable mount, no lock in the way) is therefore
+handled here: the body is gathered into blocks of ``block_size`` bytes, each written by a worker
+thread, into a temporary file next to the target, which is renamed into place only when the
+whole body has arrived (same contract as :class:`kubepie.fileserver.dav_provider.DavFile`).
+Anything else returns ``None`` from :meth:`PlainPut.plan` and goes to wsgidav, which then
+produces the full WebDAV answer (412, 423 with its error body, 409, 405...).
+
+Locks: the target URL is held in wsgidav's lock manager as "being written" for the duration
+(:meth:`LockManager.write_transaction`), so no LOCK can slip in between check and rename.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from wsgidav.dav_error import DAVError
+
+from kubepie.fileserver.asgi import ClientDisconnected, Receive, Scope, Send, header, send_plain
+from kubepie.fileserver.dav_props import copy_dead_properties
+from kubepie.fileserver.dav_provider import UPLOAD_MARK, etag_of, new_upload_path
+from kubepie.fileserver.errors import FileServerError, from_oserror
+from kubepie.fileserver.mounts import Mounts, split_url_path
+
+#: Requests carrying any of these need wsgidav's full precondition handling.
+_DECLINE_HEADERS = (
+    "if",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "content-range",
+    "content-encoding",
+    "x-oc-mtime",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PutPlan:
+    target: Path
+    url: str
+    parent_url: str
+    existed: bool
+    length: int | None
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class PlainPut:
+    """Decides whether a PUT is plain (:meth:`plan`) and performs it (:meth:`run`)."""
+
+    def __init__(self, mounts: Mounts, lock_manager: Any, username: str, block_size: int) -> None:
+        self.mounts = mounts
+        self.locks = lock_manager
+        self.username = username
+        self.block_size = block_size
+
+    def plan(self, scope: Scope, dav_path: str) -> PutPlan | None:
+        """A plan for a plain PUT of ``dav_path`` (raw, below /dav), or None to decline."""
+        if any(header(scope, name) is not None for name in _DECLINE_HEADERS):
+            return None
+        length_text = header(scope, "content-length")
+        chunked = "chunked" in (header(scope, "transfer-encoding") or "").lower()
+        if length_text is None and not chunked:
+            return None
+        length = int(length_text) if length_text and length_text.isdigit() else None
+        if length_text is not None and length is None:
+            return None
+        try:
+            segments = split_url_path(dav_path)
+            if len(segments) < 2 or segments[0] not in self.mounts:
+                return None
+            mount = self.mounts[segments[0]]
+            mount.check_writable()
+            target = mount.resolve(segments[1:])
+            if not stat.S_ISDIR(os.stat(target.parent).st_mode):
+                return None
+            try:
+                existed = stat.S_ISREG(os.stat(target).st_mode)
+                if not existed:
+                    return None  # a directory or something special: wsgidav answers
+            except FileNotFoundError:
+                existed = False
+        except (FileServerError, OSError):
+            return None
+        url = quote("/" + "/".join(segments))
+        parent_url = quote("/" + "/".join(segments[:-1]))
+        try:
+            self.locks.check_write_permission(
+                url=url, depth="0", token_list=[], principal=self.username
+            )
+            if not existed:
+                self.locks.check_write_permission(
+                    url=parent_url, depth="0", token_list=[], principal=self.username
+                )
+        except DAVError:
+            return None
+        return PutPlan(target, url, parent_url, existed, length)
+
+    @contextlib.contextmanager
+    def _transaction(self, plan: PutPlan) -> Iterator[None]:
+        with self.locks.write_transaction(
+            url=plan.url, token_list=[], principal=self.username, depth="0"
+        ):
+            yield
+
+    async def run(self, plan: PutPlan, receive: Receive, send: Send) -> None:
+        """Stream the body to a temp file, rename it into place, answer 201 or 204."""
+        try:
+            with self._transaction(plan):
+                await self._store(plan, receive)
+        except DAVError:  # a lock appeared since plan(): same answer wsgidav would give
+            await send_plain(send, 423, "locked\n")
+            return
+        except ClientDisconnected:
+            return
+        except OSError as exc:
+            error = from_oserror(exc, "PUT")
+            await send_plain(send, error.status, f"{error}\n")
+            return
+        except ValueError as exc:
+            await send_plain(send, 400, f"{exc}\n")
+            return
+        etag = etag_of(os.stat(plan.target)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204 if plan.existed else 201,
+                "headers": [(b"etag", b'"' + etag + b'"'), (b"content-length", b"0")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _store(self, plan: PutPlan, receive: Receive) -> None:
+        temp = new_upload_path(str(plan.target.parent), plan.target.name)
+        assert UPLOAD_MARK in temp
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = os.open(temp, flags, 0o666)
+        try:
+            written = await self._copy_body(fd, receive)
+            os.close(fd)
+            fd = -1
+            if plan.length is not None and written != plan.length:
+                raise ValueError("body shorter than its Content-Length")
+            await asyncio.to_thread(self._commit, temp, plan)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    async def _copy_body(self, fd: int, receive: Receive) -> int:
+        """Receive into blocks; write each in a worker thread while the next one arrives."""
+        buffer = bytearray()
+        written = 0
+        pending: asyncio.Future[None] | None = None
+        more = True
+        try:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected("client disconnected during PUT")
+                buffer += message.get("body", b"")
+                more = bool(message.get("more_body", False))
+                if len(buffer) >= self.block_size or (not more and buffer):
+                    if pending is not None:
+                        await pending
+                    block, buffer = buffer, bytearray()
+                    pending = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, block))
+                    written += len(block)
+        finally:
+            if pending is not None:
+                await pending
+        return written
+
+    @staticmethod
+    def _commit(temp: str, plan: PutPlan) -> None:
+        if plan.existed:
+            with contextlib.suppress(FileNotFoundError):
+                old = os.stat(plan.target)
+                os.chmod(temp, stat.S_IMODE(old.st_mode))
+                with contextlib.suppress(OSError):
+                    os.chown(temp, -1, old.st_gid)
+                copy_dead_properties(str(plan.target), temp)
+        os.replace(temp, plan.target)
