@@ -9,10 +9,14 @@
  *   mig  <gpu_index> <slot> <uuid> <gi> <ci> <total> <used> <name...>
  *   proc <device uuid> <pid> <used>
  *
+ *   live_only          (processes whose PID does not exist are left out)
+ *
  * A GPU with at least one "mig" line is in MIG mode. A "lost" GPU answers
  * NVML_ERROR_GPU_IS_LOST (15) to memory and utilization queries. Without $FAKE_NVML_DATA,
  * or when the file cannot be read, nvmlInit answers NVML_ERROR_DRIVER_NOT_LOADED (9).
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +47,7 @@ typedef struct {
 static fake_device gpus[MAX_GPUS];
 static fake_device migs[MAX_GPUS][MAX_MIGS];
 static fake_proc procs[MAX_PROCS];
-static int n_gpus, n_procs;
+static int n_gpus, n_procs, live_only;
 
 static void rest_of_line(char *dst, size_t size, const char *src) {
     while (*src == ' ' || *src == '\t') src++;
@@ -58,7 +62,7 @@ static int load(void) {
     if (!f) return 9;
     memset(gpus, 0, sizeof gpus);
     memset(migs, 0, sizeof migs);
-    n_gpus = n_procs = 0;
+    n_gpus = n_procs = live_only = 0;
     while (fgets(line, sizeof line, f)) {
         int idx, slot, lost, off = 0;
         unsigned gi, ci, ug, um, pid;
@@ -80,6 +84,8 @@ static int load(void) {
             d->total = total * MIB; d->used = used * MIB; d->parent = &gpus[idx];
             snprintf(d->uuid, sizeof d->uuid, "%s", uuid);
             rest_of_line(d->name, sizeof d->name, line + off);
+        } else if (strncmp(line, "live_only", 9) == 0) {
+            live_only = 1;
         } else if (sscanf(line, "proc %95s %u %llu", uuid, &pid, &used) == 3
                    && n_procs < MAX_PROCS) {
             snprintf(procs[n_procs].uuid, sizeof procs[n_procs].uuid, "%s", uuid);
@@ -227,6 +233,7 @@ int nvmlDeviceGetComputeRunningProcesses_v3(fake_device *d, unsigned *count,
             if (migs[d->index][s].present && strcmp(procs[i].uuid, migs[d->index][s].uuid) == 0)
                 on = &migs[d->index][s];
         if (!on) continue;
+        if (live_only && kill((pid_t)procs[i].pid, 0) != 0 && errno == ESRCH) continue;
         if (infos && found < *count) {
             infos[found].pid = procs[i].pid;
             infos[found].usedGpuMemory = procs[i].used;
