@@ -27,7 +27,7 @@ ALGORITHMS = ("crc32", "crc32c", "sha1", "sha256")
 
 
 class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
     def digest(self) -> bytes: ...
 
 
@@ -35,7 +35,7 @@ class _Crc32:
     def __init__(self) -> None:
         self._value = 0
 
-    def update(self, data: bytes | memoryview, /) -> None:
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
         self._value = zlib.crc32(data, self._value)
 
     def digest(self) -> bytes:
@@ -46,7 +46,7 @@ class _Crc32c:
     def __init__(self) -> None:
         self._value = 0
 
-    def update(self, data: bytes | memoryview, /) -> None:
+    def update(self, data: bytes | bytearray | memoryview, /) -> None:
         self._value = google_crc32c.extend(self._value, bytes(data))
 
     def digest(self) -> bytes:
@@ -115,7 +115,7 @@ class BodyDigests:
         self._checksum = new_hasher(self.algorithm) if self.algorithm else None
         self.checksum_value: str | None = None
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self.md5.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)

@@ -1,0 +1,145 @@
+"""Request bodies: ASGI messages → (aws-chunked decoding) → digests → a blocking sink.
+
+The sink (a file write) and the digests run in a worker thread on batches of ``chunk_size``
+bytes while the event loop already receives the next batch, so network, hashing and disk
+overlap (``hashlib``, ``zlib.crc32`` and ``os.write`` release the GIL on large buffers).
+A client that disconnects raises :class:`ClientDisconnected`; the caller then throws the
+temporary file away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+
+from starlette.types import Receive
+
+from kubepie.s3 import errors, sigv4
+from kubepie.s3.checksums import BodyDigests
+from kubepie.s3.chunked import AwsChunkedDecoder
+
+Sink = Callable[[bytearray], None]
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the request body was complete."""
+
+
+@dataclass(slots=True)
+class BodyPlan:
+    """How one request's body is framed and checked."""
+
+    digests: BodyDigests
+    aws_chunked: bool
+    chain: sigv4.ChunkSignatureChain | None
+    expected_length: int | None
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise errors.InvalidArgument(f"{name} is not a number") from None
+    if number < 0:
+        raise errors.InvalidArgument(f"{name} is negative")
+    return number
+
+
+def plan_body(headers: Mapping[str, str], verified: sigv4.Verified) -> BodyPlan:
+    payload = verified.payload_hash
+    encodings = [e.strip() for e in headers.get("content-encoding", "").split(",")]
+    aws_chunked = payload in sigv4.STREAMING_PAYLOADS or "aws-chunked" in encodings
+    content_sha256 = None if aws_chunked or not _is_hex_digest(payload) else payload
+    digests = BodyDigests(
+        headers,
+        content_sha256=content_sha256,
+        trailer_checksum=headers.get("x-amz-trailer") if aws_chunked else None,
+    )
+    length_header = "x-amz-decoded-content-length" if aws_chunked else "content-length"
+    return BodyPlan(
+        digests=digests,
+        aws_chunked=aws_chunked,
+        chain=verified.chunks if aws_chunked else None,
+        expected_length=_int_header(headers, length_header),
+    )
+
+
+def _is_hex_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+async def _messages(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        body: bytes = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: int) -> int:
+    """Feed the whole decoded body to ``sink``; check length and digests; answer its size."""
+    decoder = AwsChunkedDecoder(plan.chain) if plan.aws_chunked else None
+    loop = asyncio.get_running_loop()
+    digests = plan.digests
+
+    def consume(data: bytearray) -> None:
+        digests.update(data)
+        sink(data)
+
+    pending: asyncio.Future[None] | None = None
+    buffer = bytearray()
+    total = 0
+    try:
+        async for raw in _messages(receive):
+            if decoder is None:
+                buffer += raw
+            else:
+                for piece in decoder.feed(raw):
+                    buffer += piece
+            if len(buffer) >= chunk_size:
+                if pending is not None:
+                    await pending
+                total += len(buffer)
+                pending = loop.run_in_executor(None, consume, buffer)
+                buffer = bytearray()
+        trailers = decoder.finish() if decoder is not None else {}
+        if pending is not None:
+            await pending
+            pending = None
+        if buffer:
+            total += len(buffer)
+            await loop.run_in_executor(None, consume, buffer)
+    finally:
+        if pending is not None:
+            # Never leave a write running on a file the caller is about to remove.
+            with contextlib.suppress(Exception):
+                await pending
+    if plan.expected_length is not None and total != plan.expected_length:
+        raise errors.IncompleteBody(
+            f"You did not provide the number of bytes specified ({total} of "
+            f"{plan.expected_length})."
+        )
+    digests.check(trailers)
+    return total
+
+
+async def read_small_body(receive: Receive, plan: BodyPlan, limit: int) -> bytes:
+    """The whole (decoded, checked) body of a request that carries a small XML document."""
+    collected = bytearray()
+
+    def keep(data: bytearray) -> None:
+        if len(collected) + len(data) > limit:
+            raise errors.InvalidRequest("the request body is too large")
+        collected.extend(data)
+
+    await stream_body(receive, plan, keep, 64 << 10)
+    return bytes(collected)

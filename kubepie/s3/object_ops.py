@@ -1,0 +1,251 @@
+"""Object operations: Get, Head, Put, Copy, Delete (and the per-key part of DeleteObjects)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+from urllib.parse import unquote
+
+from starlette.types import Send
+
+from kubepie.fileserver.mounts import Mount
+from kubepie.s3 import errors, objects
+from kubepie.s3.body import BodyPlan, plan_body, stream_body
+from kubepie.s3.conditions import NotModified, check_preconditions, http_date, parse_range
+from kubepie.s3.context import Context, Response, in_thread, user_metadata
+from kubepie.s3.models import ObjectInfo
+from kubepie.s3.xml import copy_result
+
+_RESPONSE_OVERRIDES = (
+    "content-type",
+    "content-language",
+    "expires",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+)
+
+
+def _object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
+    headers = [
+        ("etag", info.etag),
+        ("last-modified", http_date(info.mtime)),
+        ("accept-ranges", "bytes"),
+        ("content-type", info.content_type),
+    ]
+    headers.extend((f"x-amz-meta-{name}", value) for name, value in info.metadata.items())
+    return headers
+
+
+def _apply_overrides(ctx: Context, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    for name in _RESPONSE_OVERRIDES:
+        value = ctx.query.get(f"response-{name}")
+        if value is not None:
+            headers = [(k, v) for k, v in headers if k != name]
+            headers.append((name, value))
+    return headers
+
+
+async def get_object(ctx: Context, *, head: bool) -> Response:
+    obj = objects.resolve(ctx.mount(), ctx.key)
+    fd = -1
+    if obj.is_marker:
+        _, info = await in_thread(objects.stat_object, obj)
+    else:
+        fd, info = await in_thread(objects.open_object, obj)
+    try:
+        headers = _object_headers(info)
+        try:
+            check_preconditions(ctx.request.headers, info.etag, info.mtime)
+        except NotModified:
+            return Response(304, [h for h in headers if h[0] in ("etag", "last-modified")])
+        span = parse_range(ctx.header("range"), info.size)
+        status = 200
+        start, length = 0, info.size
+        if span is not None:
+            status = 206
+            start, length = span[0], span[1] - span[0] + 1
+            headers.append(("content-range", f"bytes {span[0]}-{span[1]}/{info.size}"))
+        elif (ctx.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+            headers.extend((f"x-amz-checksum-{a}", v) for a, v in info.checksums.items())
+        headers.append(("content-length", str(length)))
+        headers = _apply_overrides(ctx, headers)
+        if head or fd < 0 or length == 0:
+            return Response(status, headers)
+        stream = _FileStream(fd, start, length, ctx.settings.chunk_size)
+        fd = -1  # the stream owns it now
+        return Response(status, headers, stream=stream)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+class _FileStream:
+    """Sends a file range in ``chunk_size`` reads, each done off the event loop."""
+
+    def __init__(self, fd: int, start: int, length: int, chunk_size: int) -> None:
+        self._fd = fd
+        self._start = start
+        self._length = length
+        self._chunk = chunk_size
+
+    async def __call__(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        pos, end = self._start, self._start + self._length
+        try:
+            while pos < end:
+                want = min(self._chunk, end - pos)
+                data = await loop.run_in_executor(None, os.pread, self._fd, want, pos)
+                if not data:
+                    break  # the file shrank under us; the client sees a short body
+                pos += len(data)
+                await send({"type": "http.response.body", "body": data, "more_body": pos < end})
+            if pos < end:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(self._fd)
+
+
+async def put_object(ctx: Context) -> Response:
+    mount = ctx.writable_mount()
+    obj = objects.resolve(mount, ctx.key)
+    plan = plan_body(ctx.request.headers, ctx.verified)
+    if obj.is_marker:
+        return await _put_marker(ctx, obj, plan)
+    content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
+    metadata = user_metadata(ctx.headers)
+    await in_thread(objects.make_parents, obj, obj.path.parent)
+    atomic = await in_thread(
+        objects.AtomicFile, obj.path, fsync=ctx.settings.fsync, resource=ctx.key
+    )
+    try:
+        await stream_body(ctx.receive, plan, atomic.write, ctx.settings.chunk_size)
+        etag = f'"{plan.digests.md5.hexdigest()}"'
+        checksums = {}
+        if plan.digests.algorithm and plan.digests.checksum_value:
+            checksums[plan.digests.algorithm] = plan.digests.checksum_value
+        xattrs = objects.xattrs_for(
+            etag=etag,
+            st=atomic.stat(),
+            content_type=content_type,
+            checksums=checksums,
+            metadata=metadata,
+        )
+        await in_thread(atomic.commit, xattrs)
+    except BaseException:
+        atomic.abort()
+        raise
+    headers = [("etag", etag)]
+    headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
+    return Response(200, headers)
+
+
+async def _put_marker(ctx: Context, obj: objects.ObjectPath, plan: BodyPlan) -> Response:
+    def refuse(data: bytearray) -> None:
+        if data:
+            raise errors.InvalidArgument("a key ending in '/' is a folder and holds no data")
+
+    await stream_body(ctx.receive, plan, refuse, ctx.settings.chunk_size)
+    await in_thread(objects.make_parents, obj, obj.path)
+    return Response(200, [("etag", objects.EMPTY_ETAG)])
+
+
+def copy_source(ctx: Context) -> tuple[Mount, objects.ObjectPath]:
+    raw = ctx.header("x-amz-copy-source") or ""
+    source = unquote(raw.partition("?")[0]).lstrip("/")
+    bucket, _, key = source.partition("/")
+    if not bucket or not key:
+        raise errors.InvalidArgument("x-amz-copy-source must be bucket/key")
+    mount = ctx.mount(bucket)
+    return mount, objects.resolve(mount, key)
+
+
+def _copy_into(
+    src_fd: int, info: ObjectInfo, atomic: objects.AtomicFile, offset: int, length: int
+) -> str:
+    """Copy a byte range; reuse a stored plain MD5 for whole-object copies, else hash."""
+    plain_md5 = "-" not in info.etag and len(info.etag.strip('"')) == 32
+    if plain_md5 and offset == 0 and length == info.size:
+        objects.copy_range(src_fd, atomic, offset, length, None)
+        return info.etag
+    md5 = hashlib.md5(usedforsecurity=False)
+    objects.copy_range(src_fd, atomic, offset, length, md5)
+    return f'"{md5.hexdigest()}"'
+
+
+async def copy_object(ctx: Context) -> Response:
+    mount = ctx.writable_mount()
+    dst = objects.resolve(mount, ctx.key)
+    src_mount, src = copy_source(ctx)
+    src_fd, info = await in_thread(objects.open_object, src)
+    try:
+        check_preconditions(
+            ctx.request.headers, info.etag, info.mtime, prefix="x-amz-copy-source-if-"
+        )
+        replace = (ctx.header("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
+        content_type = info.content_type
+        metadata = dict(info.metadata)
+        if replace:
+            content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
+            metadata = user_metadata(ctx.headers)
+        if src_mount.name == mount.name and src.path == dst.path:
+            if not replace:
+                raise errors.InvalidRequest(
+                    "This copy request is illegal because it is trying to copy an object to "
+                    "itself without changing the object's metadata."
+                )
+            st = os.fstat(src_fd)
+            values = objects.xattrs_for(
+                etag=info.etag,
+                st=st,
+                content_type=content_type,
+                checksums=info.checksums,
+                metadata=metadata,
+            )
+            await in_thread(objects.set_xattrs, dst.path, values, replace_meta=True)
+            return Response.xml(copy_result("CopyObjectResult", info.etag, st.st_mtime))
+        await in_thread(objects.make_parents, dst, dst.path.parent)
+        atomic = await in_thread(
+            objects.AtomicFile, dst.path, fsync=ctx.settings.fsync, resource=ctx.key
+        )
+        try:
+            etag = await in_thread(_copy_into, src_fd, info, atomic, 0, info.size)
+            values = objects.xattrs_for(
+                etag=etag,
+                st=atomic.stat(),
+                content_type=content_type,
+                checksums=info.checksums,
+                metadata=metadata,
+            )
+            st = await in_thread(atomic.commit, values)
+        except BaseException:
+            atomic.abort()
+            raise
+    finally:
+        os.close(src_fd)
+    return Response.xml(copy_result("CopyObjectResult", etag, st.st_mtime))
+
+
+def delete_key(mount: Mount, key: str) -> None:
+    """Remove one object (blocking); a missing key is not an error, as in S3."""
+    obj = objects.resolve(mount, key)
+    try:
+        if obj.is_marker:
+            obj.path.rmdir()
+        else:
+            obj.path.unlink()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY):
+            raise errors.from_oserror(exc, key) from exc
+        return
+    with contextlib.suppress(OSError):
+        objects.remove_empty_parents(mount, obj.path.parent)
+
+
+async def delete_object(ctx: Context) -> Response:
+    mount = ctx.writable_mount()
+    await in_thread(delete_key, mount, ctx.key)
+    return Response(204)

@@ -1,0 +1,338 @@
+"""Objects as files: key → path, object metadata in xattrs, atomic writes (blocking I/O).
+
+Keys map to paths inside the bucket's mount: ``a/b/c`` → ``<root>/a/b/c``; directories are
+implied prefixes, and a key ending in ``/`` (a folder marker, as rclone and web consoles make)
+is a directory. Every key goes through :meth:`Mount.resolve`, so ``..`` segments, NUL bytes and
+symlinks leading out of the mount root are refused (``AccessDenied``) whatever the kernel would
+allow. Names starting with ``.kubepie-s3`` are reserved for temporary files and the multipart
+staging directory: such keys are refused and listings never show them.
+
+ETag strategy: an MD5 of a large file is too expensive to compute on every HEAD or listing, so
+objects written through this API get their MD5 (or multipart ``md5-of-md5s-N``) computed while
+the bytes stream in, stored in the ``user.kubepie.s3`` xattr together with the size and mtime
+(ns) it belongs to, and the content type and checksum. When that record is missing or stale
+(the file was written by WebDAV, a notebook, ``cp``...), the ETag is derived from inode, size
+and mtime and ends in ``-1``, which clients (rclone, boto3) read as "not an MD5" rather than a
+wrong MD5. User metadata ``x-amz-meta-NAME`` lives in ``user.s3.meta.NAME`` xattrs. On a
+filesystem without user xattrs everything still works, with derived ETags and no metadata.
+
+Writes go to a temporary file (``O_EXCL``, mode ``0666 & ~umask``) in the target directory and
+are renamed into place only when the whole body arrived and every digest matched, so a reader
+sees the old object or the new one, never a part, and a dropped upload leaves no trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubepie.fileserver.errors import FileServerError
+from kubepie.fileserver.mounts import Mount, check_segment
+from kubepie.s3 import errors
+from kubepie.s3.checksums import Hasher
+from kubepie.s3.models import ObjectInfo
+
+RESERVED_PREFIX = ".kubepie-s3"
+RECORD_XATTR = "user.kubepie.s3"
+META_XATTR_PREFIX = "user.s3.meta."
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+DIRECTORY_CONTENT_TYPE = "application/x-directory"
+EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
+MAX_KEY_BYTES = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPath:
+    """A key resolved inside its mount; ``is_marker`` for keys ending in ``/``."""
+
+    mount: Mount
+    key: str
+    path: Path
+    is_marker: bool
+
+
+def key_segments(key: str) -> tuple[list[str], bool]:
+    """The path segments of ``key`` and whether it is a folder marker; refuses unsafe keys."""
+    if not key:
+        raise errors.InvalidArgument("the key is empty")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise errors.InvalidArgument("the key is longer than 1024 bytes")
+    marker = key.endswith("/")
+    parts = (key[:-1] if marker else key).split("/")
+    for part in parts:
+        if not part:
+            raise errors.InvalidArgument("the key has an empty path segment")
+        try:
+            check_segment(part)
+        except FileServerError as exc:
+            raise errors.AccessDenied(str(exc), resource=key) from exc
+        if part.startswith(RESERVED_PREFIX):
+            raise errors.AccessDenied("the key uses a reserved name", resource=key)
+    return parts, marker
+
+
+def resolve(mount: Mount, key: str) -> ObjectPath:
+    parts, marker = key_segments(key)
+    try:
+        path = mount.resolve(parts)
+    except FileServerError as exc:
+        raise errors.from_fileserver(exc, key) from exc
+    return ObjectPath(mount, key, path, marker)
+
+
+def derived_etag(st: os.stat_result) -> str:
+    token = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}".encode()
+    return f'"{hashlib.md5(token, usedforsecurity=False).hexdigest()}-1"'
+
+
+def _read_xattr(target: int | Path, name: str) -> bytes | None:
+    try:
+        return os.getxattr(target, name)
+    except OSError:
+        return None
+
+
+def read_record(target: int | Path, st: os.stat_result) -> dict[str, object]:
+    """The ``user.kubepie.s3`` record if it still describes this file's content, else ``{}``."""
+    raw = _read_xattr(target, RECORD_XATTR)
+    if raw is None:
+        return {}
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    if record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
+        return {}
+    return record
+
+
+def read_metadata(target: int | Path) -> dict[str, str]:
+    try:
+        names = os.listxattr(target)
+    except OSError:
+        return {}
+    meta: dict[str, str] = {}
+    for name in names:
+        if name.startswith(META_XATTR_PREFIX):
+            value = _read_xattr(target, name)
+            if value is not None:
+                meta[name[len(META_XATTR_PREFIX) :]] = value.decode("utf-8", "replace")
+    return meta
+
+
+def info_from_stat(
+    key: str, target: int | Path, st: os.stat_result, *, metadata: bool = False
+) -> ObjectInfo:
+    if stat.S_ISDIR(st.st_mode):
+        return ObjectInfo(key, 0, st.st_mtime, EMPTY_ETAG, DIRECTORY_CONTENT_TYPE)
+    record = read_record(target, st)
+    etag = record.get("etag")
+    content_type = record.get("content_type")
+    checksums = record.get("checksums")
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        mtime=st.st_mtime,
+        etag=etag if isinstance(etag, str) else derived_etag(st),
+        content_type=content_type if isinstance(content_type, str) else DEFAULT_CONTENT_TYPE,
+        metadata=read_metadata(target) if metadata else {},
+        checksums=checksums if isinstance(checksums, dict) else {},
+    )
+
+
+def stat_object(obj: ObjectPath) -> tuple[os.stat_result, ObjectInfo]:
+    """Stat and describe an existing object; ``NoSuchKey`` for what is not one."""
+    try:
+        st = os.stat(obj.path)
+    except OSError as exc:
+        raise errors.from_oserror(exc, obj.key) from exc
+    if stat.S_ISDIR(st.st_mode) != obj.is_marker or not (
+        stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
+    ):
+        raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key)
+    return st, info_from_stat(obj.key, obj.path, st, metadata=True)
+
+
+def open_object(obj: ObjectPath) -> tuple[int, ObjectInfo]:
+    """An open read-only descriptor of a regular file and its description."""
+    if obj.is_marker:
+        raise errors.NoSuchKey("a folder marker has no content", resource=obj.key)
+    try:
+        fd = os.open(obj.path, os.O_RDONLY | os.O_CLOEXEC)
+    except IsADirectoryError as exc:
+        raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key) from exc
+    except OSError as exc:
+        raise errors.from_oserror(exc, obj.key) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key)
+        return fd, info_from_stat(obj.key, fd, st, metadata=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def make_parents(obj: ObjectPath, directory: Path) -> None:
+    """Create the directories a key implies; a file in the way is ``InvalidArgument``."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise errors.InvalidArgument(
+            "a prefix of this key is an object, so the key cannot be a path", resource=obj.key
+        ) from exc
+    except OSError as exc:
+        raise errors.from_oserror(exc, obj.key) from exc
+
+
+def xattrs_for(
+    *,
+    etag: str,
+    st: os.stat_result,
+    content_type: str,
+    checksums: Mapping[str, str],
+    metadata: Mapping[str, str],
+) -> dict[str, bytes]:
+    record = {
+        "etag": etag,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "content_type": content_type,
+        "checksums": dict(checksums),
+    }
+    values = {RECORD_XATTR: json.dumps(record, separators=(",", ":")).encode()}
+    for name, value in metadata.items():
+        values[META_XATTR_PREFIX + name.lower()] = value.encode("utf-8")
+    return values
+
+
+def set_xattrs(target: int | Path, values: Mapping[str, bytes], *, replace_meta: bool) -> None:
+    """Store ``values``; with ``replace_meta`` drop user metadata not among them first."""
+    if replace_meta:
+        with contextlib.suppress(OSError):
+            for name in os.listxattr(target):
+                if name.startswith(META_XATTR_PREFIX) and name not in values:
+                    os.removexattr(target, name)
+    for name, value in values.items():
+        try:
+            os.setxattr(target, name, value)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                return  # no user xattrs here: derived ETags, no metadata
+            if exc.errno in (errno.E2BIG, errno.ERANGE, errno.ENOSPC):
+                raise errors.InvalidArgument("metadata too large to store") from exc
+            raise errors.from_oserror(exc) from exc
+
+
+class AtomicFile:
+    """A temporary file beside ``final``, renamed over it by :meth:`commit` (blocking calls)."""
+
+    def __init__(self, final: Path, *, fsync: bool, resource: str) -> None:
+        self.final = final
+        self._fsync = fsync
+        self._resource = resource
+        self.temp = final.parent / f"{RESERVED_PREFIX}-put-{secrets.token_hex(8)}"
+        try:
+            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            raise errors.from_oserror(exc, resource) from exc
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self.fd, view)
+                view = view[written:]
+                self.size += written
+        except OSError as exc:
+            raise errors.from_oserror(exc, self._resource) from exc
+
+    def commit(self, xattrs: Mapping[str, bytes] | None = None) -> os.stat_result:
+        """Attach ``xattrs`` (built from :meth:`stat`), then rename into place."""
+        try:
+            if xattrs:
+                set_xattrs(self.fd, xattrs, replace_meta=False)
+            if self._fsync:
+                os.fsync(self.fd)
+            st = os.fstat(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.temp, self.final)
+        except OSError as exc:
+            self.abort()
+            if exc.errno == errno.EISDIR:
+                raise errors.InvalidArgument(
+                    "the key names a directory that holds other objects", resource=self._resource
+                ) from exc
+            raise errors.from_oserror(exc, self._resource) from exc
+        except BaseException:
+            self.abort()
+            raise
+        return st
+
+    def stat(self) -> os.stat_result:
+        return os.fstat(self.fd)
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp)
+
+
+def copy_range(src_fd: int, dst: AtomicFile, offset: int, length: int, md5: Hasher | None) -> None:
+    """Copy ``length`` bytes from ``src_fd`` at ``offset``, hashing them into ``md5``.
+
+    With ``md5`` ``None`` the kernel copies (``copy_file_range``: no bytes through Python,
+    reflinks where the filesystem can); otherwise the bytes are read, hashed and written.
+    """
+    if md5 is None:
+        end = offset + length
+        pos = offset
+        while pos < end:
+            try:
+                n = os.copy_file_range(src_fd, dst.fd, end - pos, pos)
+            except OSError as exc:
+                if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                    copy_range(src_fd, dst, pos, end - pos, hashlib.md5(usedforsecurity=False))
+                    return
+                raise errors.from_oserror(exc) from exc
+            if n == 0:
+                raise errors.InvalidRange("the source object changed while it was copied")
+            pos += n
+            dst.size += n
+        return
+    pos = offset
+    end = offset + length
+    while pos < end:
+        data = os.pread(src_fd, min(1 << 20, end - pos), pos)
+        if not data:
+            raise errors.InvalidRange("the source object changed while it was copied")
+        md5.update(data)
+        dst.write(data)
+        pos += len(data)
+
+
+def remove_empty_parents(mount: Mount, directory: Path) -> None:
+    """Remove now-empty directories from ``directory`` up to (not including) the mount root."""
+    root = mount.root
+    current = directory
+    while current != root and root in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
