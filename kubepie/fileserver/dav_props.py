@@ -19,8 +19,9 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_INSUFFICIENT_STORAGE, DAVErro
 
 PREFIX = "user.kubepie.dav."
 
-#: Maps a wsgidav reference URL to the file it names, or None (not a file, e.g. the mount list).
-Locator = Callable[[str], str | None]
+#: Maps a wsgidav reference URL (and the request's environ, for its cache of checked paths) to
+#: the file it names, or None (not a file, e.g. the mount list).
+Locator = Callable[[str, Any], str | None]
 
 _UNSUPPORTED = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM}
 
@@ -57,11 +58,11 @@ class XattrPropertyManager:
         return "XattrPropertyManager()"
 
     def get_properties(self, norm_url: str, environ: Any = None) -> list[str]:
-        path = self._locate(norm_url)
+        path = self._locate(norm_url, environ)
         return dead_names(path) if path else []
 
     def get_property(self, norm_url: str, name: str, environ: Any = None) -> bytes | None:
-        path = self._locate(norm_url)
+        path = self._locate(norm_url, environ)
         if not path:
             return None
         try:
@@ -77,7 +78,7 @@ class XattrPropertyManager:
         dry_run: bool = False,
         environ: Any = None,
     ) -> None:
-        path = self._locate(norm_url)
+        path = self._locate(norm_url, environ)
         if path is None:
             raise DAVError(HTTP_FORBIDDEN, "properties cannot be set here")
         if dry_run:
@@ -92,7 +93,7 @@ class XattrPropertyManager:
     def remove_property(
         self, norm_url: str, name: str, dry_run: bool = False, environ: Any = None
     ) -> None:
-        path = self._locate(norm_url)
+        path = self._locate(norm_url, environ)
         if path is None or dry_run:
             return
         try:
@@ -106,7 +107,7 @@ class XattrPropertyManager:
 
     def copy_properties(self, src_url: str, dest_url: str, environ: Any = None) -> None:
         """``shutil.copy2``/``copystat`` already copied the xattrs; copy again for safety."""
-        src, dest = self._locate(src_url), self._locate(dest_url)
+        src, dest = self._locate(src_url, environ), self._locate(dest_url, environ)
         if src and dest:
             copy_dead_properties(src, dest)
 

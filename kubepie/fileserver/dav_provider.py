@@ -27,10 +27,15 @@ from wsgidav.fs_dav_provider import FileResource, FolderResource
 
 from kubepie.fileserver.dav_props import copy_dead_properties
 from kubepie.fileserver.errors import FileServerError, NoSuchMount, from_oserror
-from kubepie.fileserver.mounts import Mount, Mounts, split_path
+from kubepie.fileserver.mounts import Mount, Mounts, check_segment, split_path
 
 #: Marks the temporary file of an upload in progress; such names are hidden from listings.
 UPLOAD_MARK = ".kubepie-upload-"
+
+#: environ key of the per-request map "DAV path → checked file path". It lets the property
+#: manager (which only gets a URL) reuse the confinement check made for the same request
+#: instead of resolving every entry of a large PROPFIND twice. Never kept across requests.
+_CHECKED = "kubepie.checked_paths"
 
 Environ = dict[str, Any]
 
@@ -90,13 +95,33 @@ class MountsProvider(DAVProvider):  # type: ignore[misc]
             raise DAVError(HTTP_FORBIDDEN, "the list of mounts is not a directory")
         return str(located[1])
 
-    def file_for_ref_url(self, ref_url: str) -> str | None:
+    def file_for_ref_url(self, ref_url: str, environ: Environ | None = None) -> str | None:
         """The file behind a wsgidav reference URL, or None (the mount list, bad paths)."""
+        path = self.ref_url_to_path(ref_url)
+        if environ is not None:
+            checked = environ.get(_CHECKED, {}).get(path.rstrip("/"))
+            if checked is not None:
+                return str(checked)
         try:
-            located = self.locate(self.ref_url_to_path(ref_url))
+            located = self.locate(path)
         except FileServerError:
             return None
         return str(located[1]) if located else None
+
+    def resource(self, path: str, environ: Environ, mount: Mount, file_path: str) -> Any:
+        """The resource for an already confined ``file_path``, or None if it does not exist."""
+        try:
+            st = os.stat(file_path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise dav_error(from_oserror(exc, path)) from exc
+        environ.setdefault(_CHECKED, {})[path.rstrip("/")] = file_path
+        if stat.S_ISDIR(st.st_mode):
+            return DavFolder(path, environ, mount, file_path, st)
+        if stat.S_ISREG(st.st_mode):
+            return DavFile(path, environ, mount, file_path, st)
+        raise DAVError(HTTP_FORBIDDEN, "not a regular file or directory")
 
     def get_resource_inst(self, path: str | None, environ: Environ) -> Any:
         self._count_get_resource_inst += 1
@@ -111,17 +136,7 @@ class MountsProvider(DAVProvider):  # type: ignore[misc]
         if located is None:
             return MountList(path, environ)
         mount, file_path = located
-        try:
-            st = os.stat(file_path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise dav_error(from_oserror(exc, path)) from exc
-        if stat.S_ISDIR(st.st_mode):
-            return DavFolder(path, environ, mount, str(file_path), st)
-        if stat.S_ISREG(st.st_mode):
-            return DavFile(path, environ, mount, str(file_path), st)
-        raise DAVError(HTTP_FORBIDDEN, "not a regular file or directory")
+        return self.resource(path, environ, mount, str(file_path))
 
 
 def _writable(environ: Environ, *paths: str) -> None:
@@ -295,7 +310,16 @@ class DavFolder(FolderResource):  # type: ignore[misc]
         return names
 
     def get_member(self, name: str) -> Any:
-        return self.provider.get_resource_inst(util.join_uri(self.path, name), self.environ)
+        path = util.join_uri(self.path, name)
+        child = os.path.join(self._file_path, name)
+        try:
+            check_segment(name)
+            plain = not stat.S_ISLNK(os.lstat(child).st_mode)
+        except (FileServerError, OSError):
+            plain = False
+        if plain:  # this directory is confined, so a non-symlink entry of it is too
+            return self.provider.resource(path, self.environ, self.mount, child)
+        return self.provider.get_resource_inst(path, self.environ)
 
     def create_empty_resource(self, name: str) -> Any:
         path = util.join_uri(self.path, name)
