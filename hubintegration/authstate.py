@@ -1,9 +1,11 @@
-"""The user's POSIX identity from the ``auth_state`` the authenticator stored. Pure.
+"""The user's POSIX identity from the ``auth_state`` the authenticator stored.
 
-GenericOAuthenticator keeps the claims it got at login (ID token or userinfo) under
-``auth_state[<user_auth_state_key>]`` (``oauth_user`` by default). The mapping fails closed: a
-missing or non-numeric uid, uid 0, a uid below ``min_uid`` or a missing gid refuses the spawn
-with a message that says which, never a default UID.
+GenericOAuthenticator keeps the claims it got at login (ID token or userinfo, received from
+the issuer's token endpoint over the back channel) under ``auth_state[<user_auth_state_key>]``
+(``oauth_user`` by default). They are mapped by :func:`identity.claims.identity_from_claims`,
+the same policy the router uses, so the mapping fails closed the same way: no uid, uid or gid
+0, uid below ``min_uid``... refuse the spawn with a message that says which, never a default.
+The Hub's username (itself from ``username_claim``) is the identity's username.
 """
 
 from __future__ import annotations
@@ -13,31 +15,20 @@ from typing import Any
 
 from hubintegration.errors import UnmappableUser
 from hubintegration.settings import Claims
-from identity.models import Identity
+from identity.claims import ClaimsPolicy, identity_from_claims
+from identity.errors import MappingError
+from identity.models import Identity, ValidatedToken
 
 
-def _number(claims: Mapping[str, Any], key: str, who: str) -> int:
-    value = claims.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise UnmappableUser(f"{who}: the login gave no numeric {key!r} claim")
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise UnmappableUser(f"{who}: claim {key!r} is not a number") from exc
-
-
-def _numbers(claims: Mapping[str, Any], key: str, who: str) -> tuple[int, ...]:
-    value = claims.get(key) or []
-    if not isinstance(value, list):
-        raise UnmappableUser(f"{who}: claim {key!r} is not a list of numbers")
-    return tuple(_number({key: v}, key, who) for v in value)
-
-
-def _names(claims: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = claims.get(key) or []
-    if not isinstance(value, list):
-        return ()
-    return tuple(v for v in value if isinstance(v, str))
+def policy_of(config: Claims) -> ClaimsPolicy:
+    return ClaimsPolicy(
+        username_claim="preferred_username",
+        uid_claim=config.uid,
+        gid_claim=config.gid,
+        gids_claim=config.gids,
+        groups_claim=config.groups,
+        min_uid=config.min_uid,
+    )
 
 
 def identity_from_auth_state(
@@ -53,20 +44,15 @@ def identity_from_auth_state(
     claims = auth_state.get(config.user_key)
     if not isinstance(claims, Mapping):
         raise UnmappableUser(f"{username}: the login data holds no user claims")
-    uid = _number(claims, config.uid, username)
-    gid = _number(claims, config.gid, username)
-    if uid == 0 or gid == 0:
-        raise UnmappableUser(f"{username}: uid or gid 0 (root) is never used for a notebook")
-    if uid < config.min_uid:
-        raise UnmappableUser(f"{username}: uid {uid} is below the minimum {config.min_uid}")
-    gids = tuple(g for g in _numbers(claims, config.gids, username) if g != 0)
-    issuer = str(claims.get("iss", ""))
-    return Identity(
-        issuer=issuer,
-        sub=str(claims.get("sub", username)),
-        username=username,
-        uid=uid,
-        gid=gid,
-        gids=gids,
-        groups=_names(claims, config.groups),
+    policy = policy_of(config)
+    token = ValidatedToken(
+        issuer=str(claims.get("iss", "")),
+        subject=str(claims.get("sub", username)),
+        claims={**claims, policy.username_claim: username},
+        scopes=(),
+        expires_at=0.0,
     )
+    try:
+        return identity_from_claims(token, policy)
+    except MappingError as exc:
+        raise UnmappableUser(f"{username} cannot run a notebook: {exc}") from exc

@@ -8,6 +8,7 @@ manifests are validated with ``kubernetes-validate --strict`` against the upstre
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from collections.abc import Iterator
@@ -47,6 +48,7 @@ CLAIMS = {
     "dave": {"uid": 10004, "gid": 10004, "gids": [10004], "groups": []},
     "svc": {"uid": 500, "gid": 500, "gids": [500], "groups": []},
     "nouid": {"gid": 10005, "gids": [10005], "groups": []},
+    "rootuser": {"uid": 0, "gid": 0, "gids": [0], "groups": []},
 }
 
 
@@ -160,6 +162,9 @@ def test_extra_config_installs_the_hooks(hub_config: Config, values: dict[str, A
     assert hub_config.KubeSpawner.modify_pod_hook.__self__ is hooks
     assert hub_config.KubeSpawner.profile_list.__self__ is hooks
     assert hub_config.Authenticator.enable_auth_state is True
+    extension = values["singleuser"]["extraFiles"]["kubepie-status-extension"]["data"]
+    for module in extension["ServerApp"]["jpserver_extensions"]:
+        assert importlib.import_module(module)._jupyter_server_extension_points()
     wrapper = values["singleuser"]["extraFiles"]["kubepie-start"]
     assert wrapper["stringData"] == STARTUP_WRAPPER
     assert wrapper["mountPath"] == values["custom"]["kubepie"]["startup_wrapper"]
@@ -256,9 +261,10 @@ async def test_dave_on_cpu_small_without_groups(
 @pytest.mark.parametrize(
     ("name", "options", "message"),
     [
-        ("svc", {}, "uid 500 is below the minimum 1000"),
-        ("nouid", {}, "no numeric 'uid' claim"),
+        ("svc", {}, "svc cannot run a notebook: uid is below the minimum uid 1000"),
+        ("nouid", {}, "token has no 'uid' claim"),
         ("erin", {}, "no login data"),
+        ("rootuser", {}, "uid 0 is never mapped"),
         ("bob", {"profile": "common", "compute": "a100_20g"}, "'a100_20g' is not available to bob"),
         ("dave", {"profile": "beamline"}, "profile 'beamline' is not available to dave"),
     ],
