@@ -48,6 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="where WebDAV locks persist (default: $XDG_STATE_HOME/kubepie/fileserver)",
     )
+    add_option(parser, "--tls-cert", metavar="PEM", help="standalone: serve HTTPS with this chain")
+    add_option(parser, "--tls-key", metavar="PEM", help="standalone: the private key of --tls-cert")
     add_option(
         parser,
         "--backend-config",
@@ -72,6 +74,12 @@ def run(args: argparse.Namespace) -> int:
                 state_dir=args.state_dir,
                 environ=os.environ,
                 euid=os.geteuid(),
+                tls_cert=args.tls_cert,
+                tls_key=args.tls_key,
+            )
+        elif args.tls_cert or args.tls_key:
+            raise SettingsError(
+                "--tls-cert/--tls-key: only with --standalone (the router does TLS)"
             )
         elif args.backend_config == "-":
             settings = launch.read_backend_settings(
@@ -90,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                     state_dir=args.state_dir,
                     environ=os.environ,
                 )
-        server.run(settings)
+        server.run(settings, launch.make_s3_app)
     except (SettingsError, FileServerError, OSError) as exc:
         print(f"kubepie fileserver: error: {exc}", file=sys.stderr)
         return 2

@@ -31,6 +31,8 @@ from kubepie.fileserver.mounts import Mount, Mounts, check_segment, split_path
 
 #: Marks the temporary file of an upload in progress; such names are hidden from listings.
 UPLOAD_MARK = ".kubepie-upload-"
+#: Names the server keeps for itself (e.g. the S3 multipart staging directory): not listed.
+INTERNAL_PREFIX = ".kubepie-"
 
 #: environ key of the per-request map "DAV path → checked file path". It lets the property
 #: manager (which only gets a URL) reuse the confinement check made for the same request
@@ -295,7 +297,9 @@ class DavFolder(FolderResource):  # type: ignore[misc]
         names: list[str] = []
         with os_errors(self.path), os.scandir(self._file_path) as entries:
             for entry in entries:
-                if entry.name.startswith(".") and UPLOAD_MARK in entry.name:
+                if entry.name.startswith(INTERNAL_PREFIX) or (
+                    entry.name.startswith(".") and UPLOAD_MARK in entry.name
+                ):
                     continue
                 if entry.is_symlink():
                     real = os.path.realpath(entry.path)

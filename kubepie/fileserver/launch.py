@@ -1,6 +1,7 @@
 """Turn the command line (and the parent's JSON) into settings, refuse unsafe starts, run.
 
-Standalone: runs as the invoking user (never root) with Basic credentials from
+The S3 listener (``--s3-listen``) is built by :func:`make_s3_app` from the same mounts and
+credentials. Standalone: runs as the invoking user (never root) with Basic credentials from
 ``KUBEPIE_ACCESS_KEY`` / ``KUBEPIE_SECRET_KEY``. Backend: the identity, mounts and per-server
 secret come from the parent as JSON (stdin by default, never the command line); the secret may
 instead come from ``KUBEPIE_SERVER_SECRET``, which is removed from the environment at once.
@@ -14,14 +15,25 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from kubepie.fileserver.asgi import ASGIApp
+from kubepie.fileserver.mounts import Mounts
 from kubepie.fileserver.settings import (
     BasicCredentials,
     FileServerSettings,
     SettingsError,
+    TlsFiles,
     backend_settings,
     parse_address,
     parse_roots,
 )
+from kubepie.s3.app import create_s3_app
+from kubepie.s3.auth import (
+    S3Authenticator,
+    SigV4Authenticator,
+    StaticKey,
+    TrustedFrontAuthenticator,
+)
+from kubepie.s3.settings import S3Settings
 
 SECRET_ENV = "KUBEPIE_SERVER_SECRET"  # noqa: S105 (a variable name)
 ACCESS_ENV = "KUBEPIE_ACCESS_KEY"
@@ -44,6 +56,8 @@ def standalone_settings(
     state_dir: str | None,
     environ: Mapping[str, str],
     euid: int,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> FileServerSettings:
     """Settings for ``--standalone``; refuses root and missing credentials."""
     if euid == 0:
@@ -57,6 +71,8 @@ def standalone_settings(
         )
     if ":" in access:
         raise SettingsError(f"{ACCESS_ENV} must not contain ':' (HTTP Basic splits on it)")
+    if bool(tls_cert) != bool(tls_key):
+        raise SettingsError("--tls-cert and --tls-key go together")
     return FileServerSettings(
         mounts=parse_roots(roots),
         listen=parse_address(listen, "--listen"),
@@ -64,6 +80,7 @@ def standalone_settings(
         auth=BasicCredentials(access, secret),
         username=environ.get("USER", "") or str(euid),
         state_dir=Path(state_dir) if state_dir else default_state_dir(environ),
+        tls=TlsFiles(Path(tls_cert), Path(tls_key)) if tls_cert and tls_key else None,
     )
 
 
@@ -91,3 +108,15 @@ def read_backend_settings(
         s3_listen=parse_address(s3_listen, "--s3-listen") if s3_listen else None,
         secret=secret,
     )
+
+
+def make_s3_app(mounts: Mounts, settings: FileServerSettings) -> ASGIApp:
+    """The S3 application for ``--s3-listen``: SigV4 with the standalone key pair, or the
+    per-server secret behind the router (which has verified the signature already)."""
+    auth: S3Authenticator
+    if isinstance(settings.auth, BasicCredentials):
+        auth = SigV4Authenticator(StaticKey(settings.auth.access_key, settings.auth.secret_key))
+    else:
+        auth = TrustedFrontAuthenticator(settings.auth.value)
+    s3_settings = S3Settings(owner=settings.username or "kubepie", chunk_size=settings.block_size)
+    return create_s3_app(mounts, auth, s3_settings)

@@ -36,6 +36,7 @@ from kubepie.fileserver.settings import (
     FileServerSettings,
     SettingsError,
     TcpAddress,
+    TlsFiles,
     UnixAddress,
     open_mounts,
 )
@@ -84,6 +85,7 @@ class _Server(uvicorn.Server):
 class Listener:
     app: ASGIApp
     sock: socket.socket
+    tls: TlsFiles | None = None
 
 
 async def serve(listeners: Sequence[Listener]) -> None:
@@ -99,6 +101,8 @@ async def serve(listeners: Sequence[Listener]) -> None:
                 server_header=False,
                 date_header=False,
                 timeout_graceful_shutdown=5,
+                ssl_certfile=str(item.tls.cert) if item.tls else None,
+                ssl_keyfile=str(item.tls.key) if item.tls else None,
             )
         )
         for item in listeners
@@ -148,9 +152,9 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
         else:  # started as the user already (a pod with runAsUser): prove it
             verify_dropped(settings.run_as)
     dav, s3 = build_apps(settings, s3_factory)
-    listeners = [Listener(dav, socks[0])]
+    listeners = [Listener(dav, socks[0], settings.tls)]
     if s3 is not None:
-        listeners.append(Listener(s3, socks[1]))
+        listeners.append(Listener(s3, socks[1], settings.tls))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(listeners))
 

@@ -76,6 +76,14 @@ class ServerSecret:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A PEM certificate chain and its private key, for serving HTTPS directly (standalone)."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
 class FileServerSettings:
     """Everything one file-server process needs, read once at start."""
 
@@ -94,6 +102,8 @@ class FileServerSettings:
     state_dir: Path | None = None
     #: Bytes per read/write block on the data path (see :data:`DEFAULT_BLOCK_SIZE`).
     block_size: int = DEFAULT_BLOCK_SIZE
+    #: Serve both listeners over TLS (standalone only; behind the router, it terminates TLS).
+    tls: TlsFiles | None = None
 
 
 def parse_address(text: str, what: str = "--listen") -> Address:

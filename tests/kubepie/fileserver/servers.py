@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
 import shutil
@@ -21,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support import ManagedProcess, free_port
 
@@ -112,6 +118,7 @@ def start_standalone(
     state_dir: Path | None = None,
     name: str = "fileserver",
     port: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Server:
     """``kubepie fileserver --standalone`` as ``user``, ready on a loopback port."""
     port = port or free_port()
@@ -123,6 +130,7 @@ def start_standalone(
             *(f"--root={k}={v}" for k, v in roots.items()),
             f"--listen=127.0.0.1:{port}",
             f"--state-dir={state}",
+            *extra,
         ),
     ]
     env = {
@@ -143,6 +151,7 @@ def start_backend(
     *,
     name: str,
     secret: str = SERVER_SECRET,
+    extra: tuple[str, ...] = (),
 ) -> Server:
     """``kubepie fileserver`` in backend mode, started as root, on a unix socket in ``area``."""
     config = area / f"{name}.json"
@@ -163,7 +172,7 @@ def start_backend(
     )
     os.chmod(config, 0o600)
     sock = area / f"{name}.sock"
-    argv = kubepie_argv(f"--listen=unix:{sock}", f"--backend-config={config}")
+    argv = kubepie_argv(f"--listen=unix:{sock}", f"--backend-config={config}", *extra)
     env = {"PATH": os.environ["PATH"]}
     proc = ManagedProcess(name, argv, area / f"{name}.log", env=env, cwd=area).start()
 
@@ -182,3 +191,38 @@ def proc_status(pid: int) -> dict[str, str]:
     """``/proc/<pid>/status`` as a dict of its ``Key: value`` lines."""
     lines = Path(f"/proc/{pid}/status").read_text().splitlines()
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines)}
+
+
+def self_signed(directory: Path, owner: User) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, readable by ``owner``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    for path in (cert_path, key_path):
+        os.chown(path, owner.uid, owner.gid)
+        os.chmod(path, 0o600)
+    return cert_path, key_path
