@@ -11,6 +11,9 @@ and it would need a pod IP index from the API server. The design is testable wit
 sockets: the tests connect from real processes and point the cgroup reader at a prepared
 ``/proc`` tree.
 
+The PID is read when the connection is accepted; a caller would have to exit and have its PID
+reused by another pod's process within that instant to be mistaken for it.
+
 Scope. A caller in a pod gets its own pod only: asking about another pod is refused (403).
 Node-wide views (and other pods) need the admin credential in the request's ``token`` field,
 compared in constant time with the content of the configured file; without such a file there

@@ -287,6 +287,7 @@ class DevicePlugin:
 
     async def run(self) -> None:
         """Serve, register, and start over whenever the kubelet restarts; until cancelled."""
+        self.refresh()  # the first ListAndWatch answer already lists the devices
         health = asyncio.create_task(self._health_loop())
         try:
             while True:
