@@ -1,8 +1,9 @@
 """Who may call the S3 API: the :class:`S3Authenticator` plug point and its two implementations.
 
 * :class:`SigV4Authenticator` verifies AWS Signature Version 4 itself, with an asynchronous
-  key lookup (access key id → secret). Standalone mode uses :class:`StaticKey`, one key pair
-  (``KUBEPIE_ACCESS_KEY`` / ``KUBEPIE_SECRET_KEY``).
+  key lookup (access key id → secret); it also accepts SigV2 *presigned URLs*, which boto3
+  still generates by default (:mod:`kubepie.s3.sigv2`). Standalone mode uses
+  :class:`StaticKey`, one key pair (``KUBEPIE_ACCESS_KEY`` / ``KUBEPIE_SECRET_KEY``).
 * :class:`TrustedFrontAuthenticator` is for a file server behind the router: the router has
   already verified the signature, so only the per-server secret header
   ``X-KubePie-Server-Secret`` is checked (constant time). ``aws-chunked`` bodies are still
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from kubepie.s3 import errors, sigv4
+from kubepie.s3 import errors, sigv2, sigv4
 
 #: Header carrying the per-server secret from the router to the file server.
 SERVER_SECRET_HEADER = "x-kubepie-server-secret"  # noqa: S105 - a header name
@@ -60,14 +61,22 @@ class SigV4Authenticator:
 
     async def authenticate(self, request: sigv4.HttpRequest) -> sigv4.Verified:
         auth = sigv4.parse(request)
-        if auth is None:
-            raise errors.AccessDenied("Anonymous access is not allowed")
-        secret = await self._lookup(auth.credential.access_key)
+        if auth is not None:
+            secret = await self._secret(auth.credential.access_key)
+            return sigv4.verify(request, auth, secret, self._clock())
+        legacy = sigv2.parse(request)
+        if legacy is not None:
+            secret = await self._secret(legacy.access_key)
+            return sigv2.verify(request, legacy, secret, self._clock())
+        raise errors.AccessDenied("Anonymous access is not allowed")
+
+    async def _secret(self, access_key: str) -> str:
+        secret = await self._lookup(access_key)
         if secret is None:
             raise errors.InvalidAccessKeyId(
                 "The AWS Access Key Id you provided does not exist in our records."
             )
-        return sigv4.verify(request, auth, secret, self._clock())
+        return secret
 
 
 class TrustedFrontAuthenticator:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,7 +70,13 @@ class S3Server:
     home: Path
     data: Path
 
-    def client(self, *, secret: str = SECRET_KEY, https: bool = True) -> S3Client:
+    def tls(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's certificate."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def client(
+        self, *, secret: str = SECRET_KEY, https: bool = True, signature_version: str | None = None
+    ) -> S3Client:
         session = boto3.session.Session(
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=secret, region_name="us-east-1"
         )
@@ -77,7 +84,10 @@ class S3Server:
             "s3",
             endpoint_url=self.https_url if https else self.http_url,
             verify=str(self.cert),
-            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+            config=Config(
+                s3={"addressing_style": "path"},
+                signature_version=signature_version,
+            ),
         )
 
 
