@@ -7,8 +7,10 @@ The tree, and what the Hub answers for each branch::
     ├── SpawnRefused                   403 at spawn: this user may not start this server
     │   ├── ProfileRefused             the profile / compute instance / image is unknown or not
     │   │                              allowed for the user's roles and groups
-    │   └── UnmappableUser             the user's ``auth_state`` does not give a POSIX identity
-    │                                  (the message says why: uid missing, uid 0, too low, ...)
+    │   ├── UnmappableUser             the user's ``auth_state`` / directory entry does not give
+    │   │                              a POSIX identity (the message says why: uid missing,
+    │   │                              uid 0, too low, not in the directory, ...)
+    │   └── DirectoryDown              503: the directory could not be asked; fail closed
     └── SidecarError                   a sidecar could not talk to the Hub or the issuer
         ├── HubApiError                the Hub API answered an error (``status`` is its code)
         └── IssuerError                the token endpoint refused a refresh or was unreachable
@@ -40,6 +42,10 @@ class ProfileRefused(SpawnRefused):
 
 class UnmappableUser(SpawnRefused):
     pass
+
+
+class DirectoryDown(SpawnRefused):
+    status = 503
 
 
 class SidecarError(HubIntegrationError):

@@ -27,10 +27,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from hubintegration import podspec, profiles
-from hubintegration.authstate import identity_from_auth_state
+from hubintegration.authstate import directory_of, resolve_identity
 from hubintegration.errors import SettingsError, SpawnRefused
 from hubintegration.profiles import Principal, Selection
 from hubintegration.settings import HubSettings, load_settings
+from identity.directory import Directory
 from identity.storage import resolve_mounts
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,15 @@ SIDECAR_SCOPES = ("delete:servers", "admin:auth_state", "read:users")
 class _Issued:
     plan: podspec.PodPlan
     selection: Selection
-    token_note: str
 
 
 def _key(spawner: Any) -> tuple[str, str]:
     return (spawner.user.name, spawner.name or "")
+
+
+def _note(user: str, server: str) -> str:
+    """The note of a server's sidecar tokens: how they are found again to be revoked."""
+    return f"kubepie-sidecars:{user}/{server}"
 
 
 def _refuse(error: SpawnRefused) -> Exception:
@@ -59,9 +64,15 @@ def _refuse(error: SpawnRefused) -> Exception:
 class KubePieHooks:
     """The hook callables, bound to one settings object. ``clock`` gives epoch seconds."""
 
-    def __init__(self, settings: HubSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        clock: Callable[[], float] = time.time,
+        directory: Directory | None = None,
+    ) -> None:
         self.settings = settings
         self._clock = clock
+        self._directory = directory
         self._issued: dict[tuple[str, str], _Issued] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> KubePieHooks:
@@ -95,8 +106,8 @@ class KubePieHooks:
                 self.settings, self.principal(spawner), dict(spawner.user_options or {})
             )
             auth_state = await spawner.user.get_auth_state()
-            identity = identity_from_auth_state(
-                spawner.user.name, auth_state, self.settings.kubepie.claims
+            identity = await resolve_identity(
+                spawner.user.name, auth_state, self.settings.kubepie.claims, self._directory
             )
         except SpawnRefused as error:
             log.warning("refusing spawn of %s: %s", spawner._log_name, error)
@@ -104,7 +115,7 @@ class KubePieHooks:
         self._revoke(spawner)
         cfg = self.settings.kubepie
         user, server = _key(spawner)
-        note = f"kubepie-sidecars {user}/{server} {self._clock():.0f}"
+        note = _note(user, server)
         walltime = None
         minutes = selection.instance.walltime_minutes
         lifetime = 7 * 24 * 3600
@@ -128,7 +139,7 @@ class KubePieHooks:
             walltime=walltime,
             helper_token=helper_token,
         )
-        self._issued[(user, server)] = _Issued(plan, selection, note)
+        self._issued[(user, server)] = _Issued(plan, selection)
 
     def _new_token(self, spawner: Any, scopes: list[str], note: str, lifetime: int) -> str:
         from jupyterhub import orm
@@ -153,17 +164,17 @@ class KubePieHooks:
         self._revoke(spawner)
 
     def _revoke(self, spawner: Any) -> None:
+        """Delete this server's sidecar tokens (also those issued before a Hub restart)."""
         from jupyterhub import orm
 
-        issued = self._issued.pop(_key(spawner), None)
-        if issued is None:
-            return
+        self._issued.pop(_key(spawner), None)
         db = spawner.user.db
         service = orm.Service.find(db, self.settings.kubepie.sidecar_service)
         if service is None:
             return
+        note = _note(*_key(spawner))
         for token in list(service.api_tokens):
-            if token.note == issued.token_note:
+            if token.note == note:
                 db.delete(token)
         db.commit()
 
@@ -187,7 +198,7 @@ def install(c: Any, settings: HubSettings | Mapping[str, Any]) -> KubePieHooks:
         settings = load_settings(settings)
     if not settings.profiles:
         raise SettingsError("custom.profiles: at least one profile is needed")
-    hooks = KubePieHooks(settings)
+    hooks = KubePieHooks(settings, directory=directory_of(settings.kubepie.claims))
     c.Authenticator.enable_auth_state = True
     c.KubeSpawner.profile_list = hooks.profile_list
     c.KubeSpawner.modify_pod_hook = hooks.modify_pod_hook

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -102,8 +102,29 @@ class Mount(_Frozen):
         return MountSpec(self.name, self.path, self.read_only)
 
 
+class Ldap(_Frozen):
+    """The directory to look Hub usernames up in (``claims.source: ldap``)."""
+
+    urls: tuple[str, ...]
+    user_base: str
+    group_base: str
+    bind_dn: str | None = None
+    #: Environment variable of the Hub holding the bind password (from a Secret).
+    bind_password_env: str = "KUBEPIE_LDAP_BIND_PASSWORD"  # noqa: S105 (a variable name)
+    user_filter: str = "(objectClass=posixAccount)"
+    group_filter: str = "(objectClass=posixGroup)"
+    start_tls: bool = False
+    ca_file: str | None = None
+    #: Seconds a directory answer is reused.
+    cache_ttl_s: float = Field(default=300.0, gt=0)
+
+
 class Claims(_Frozen):
-    """Where the POSIX identity is read from in the user's ``auth_state`` (OIDC claims)."""
+    """Where the POSIX identity comes from: the login's claims in ``auth_state`` (``claims``)
+    or the directory, by Hub username (``ldap``)."""
+
+    source: Literal["claims", "ldap"] = "claims"
+    ldap: Ldap | None = None
 
     user_key: str = "oauth_user"
     uid: str = "uid"
@@ -184,6 +205,9 @@ def load_settings(custom: Mapping[str, Any]) -> HubSettings:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise SettingsError(f"{_key(first['loc'])}: {first['msg']}") from exc
+    claims = settings.kubepie.claims
+    if claims.source == "ldap" and claims.ldap is None:
+        raise SettingsError("custom.kubepie.claims.ldap: required when source is ldap")
     try:
         settings.kubepie.mount_specs()
     except ValueError as exc:

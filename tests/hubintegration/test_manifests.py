@@ -27,6 +27,7 @@ from traitlets.config import Config
 
 from hubintegration.hooks import KubePieHooks
 from hubintegration.podspec import STARTUP_WRAPPER
+from tests.fixtures.slapd import Slapd
 
 KUBECONFIG = """
 apiVersion: v1
@@ -105,7 +106,7 @@ def db(hub_config: Config) -> Any:
     """A real Hub database with the users, groups and roles of the values and the population."""
     session = orm.new_session_factory("sqlite://")()
     session.add(orm.OAuthClient(identifier="jupyterhub"))
-    users = {name: orm.User(name=name) for name in (*CLAIMS, "erin")}
+    users = {name: orm.User(name=name) for name in (*CLAIMS, "erin", "carol")}
     session.add_all(users.values())
     groups = {
         "physics": orm.Group(name="physics", users=[users["alice"], users["bob"]]),
@@ -295,3 +296,44 @@ async def test_profile_list_callable_uses_hub_roles_and_groups(
     common = alice_list[0]["profile_options"]["compute"]["choices"]
     assert "a100_20g" in common
     assert [p["slug"] for p in await erin.profile_list(erin)] == ["common", "arc"]
+
+
+@pytest.fixture(scope="module")
+def ldap_config(values: dict[str, Any], slapd: Slapd) -> Iterator[Config]:
+    custom = dict(values["custom"])
+    claims = {
+        "source": "ldap",
+        "ldap": {
+            "urls": [slapd.url],
+            "user_base": slapd.user_base,
+            "group_base": slapd.group_base,
+            "bind_dn": slapd.bind_dn,
+        },
+    }
+    custom["kubepie"] = {**custom["kubepie"], "claims": claims}
+    mp = pytest.MonkeyPatch()
+    mp.setenv("KUBEPIE_LDAP_BIND_PASSWORD", slapd.bind_password)
+    yield _z2jh_config({**values, "custom": custom})
+    mp.undo()
+
+
+async def test_identity_from_ldap_by_hub_username(
+    ldap_config: Config, db: Any, kubeconfig: Path, crypt_key: str, slapd: Slapd
+) -> None:
+    carol = await _spawner("carol", {"profile": "arc"}, ldap_config, db, kubeconfig)
+    manifest = await _manifest(carol)
+    kubernetes_validate.validate(manifest, "1.30.0", strict=True)
+    assert manifest["spec"]["securityContext"]["runAsUser"] == 10003
+    assert manifest["spec"]["securityContext"]["supplementalGroups"] == [10003, 20002]
+    mounts = [m["mountPath"] for m in _container(manifest, "notebook")["volumeMounts"]]
+    assert "/group/beamline-x" in mounts
+    erin = await _spawner("erin", {}, ldap_config, db, kubeconfig)
+    with pytest.raises(web.HTTPError) as unknown:
+        await erin.run_pre_spawn_hook()
+    assert unknown.value.status_code == 403
+    assert "not in the directory" in str(unknown.value)
+    bob = await _spawner("bob", {}, ldap_config, db, kubeconfig)
+    with slapd.stopped(), pytest.raises(web.HTTPError) as down:
+        await bob.run_pre_spawn_hook()
+    assert down.value.status_code == 503
+    assert slapd.bind_password not in str(down.value)
