@@ -7,6 +7,8 @@ client, so the client is not the bottleneck), median of ``--runs``:
 * GET and PUT of one large file (``--size-mib``, default 1024 = 1 GiB);
 * PROPFIND depth 1 over a 10,000-entry directory (nginx: its JSON autoindex of the same
   directory, the closest thing it has);
+* the same over S3 (SigV4 signed by curl): GetObject, PutObject, a full ListObjectsV2 of the
+  10,000 keys (10 pages), small GetObjects;
 * small-file GETs per second (4 KiB files over one keep-alive connection);
 * idle RSS of the file server, and its RSS sampled during a streaming GET (flat memory);
   the streamed size is ``--stream-mib`` (default: the large file; pass 4096 for 4 GiB).
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 ACCESS, SECRET = "bench", "bench-secret-3b7"
 NGINX_CONF = """
@@ -146,41 +150,55 @@ def small_gets_per_second(base: str, auth: list[str], count: int = 1000) -> floa
     return count / (time.perf_counter() - start)
 
 
-def measure(label: str, base: str, auth: list[str], root: Path, runs: int) -> dict[str, float]:
+def measure(
+    base: str, auth: list[str], root: Path, runs: int, listing: Callable[[], float]
+) -> dict[str, float]:
+    """GET and PUT of the large file, one directory listing, small GETs per second."""
     big = root / "big.bin"
     out: dict[str, float] = {}
-    out["get"] = median_of(
-        runs,
-        lambda: (
-            float(curl(*auth, "-o", "/dev/null", "-w", "%{speed_download}", f"{base}/big.bin"))
-            / 1e6
-        ),
-    )
+
+    def get() -> float:
+        return float(curl(*auth, "-o", "/dev/null", "-w", "%{speed_download}", f"{base}/big.bin"))
 
     def put() -> float:
-        speed = curl(
-            *auth,
-            "-T",
-            str(big),
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{speed_upload}",
-            f"{base}/upload/put.bin",
+        target = f"{base}/upload/put.bin"
+        return float(
+            curl(*auth, "-T", str(big), "-o", "/dev/null", "-w", "%{speed_upload}", target)
         )
-        return float(speed) / 1e6
 
-    out["put"] = median_of(runs, put)
-    many = f"{base}/many/"
-    if label == "kubepie":
-        listing = ["-X", "PROPFIND", "-H", "Depth: 1", "-o", "/dev/null"]
-    else:
-        listing = ["-o", "/dev/null"]
-    out["list_s"] = median_of(
-        runs, lambda: float(curl(*auth, *listing, "-w", "%{time_total}", many))
-    )
+    out["get"] = median_of(runs, get) / 1e6
+    out["put"] = median_of(runs, put) / 1e6
+    out["list_s"] = median_of(runs, listing)
     out["small_per_s"] = median_of(runs, lambda: small_gets_per_second(base, auth))
     return out
+
+
+def timed(*args: str) -> Callable[[], float]:
+    return lambda: float(curl(*args, "-o", "/dev/null", "-w", "%{time_total}"))
+
+
+def s3_list_all(base: str, auth: list[str]) -> Callable[[], float]:
+    """ListObjectsV2 of the whole 10,000-entry prefix, page after page (1000 keys each)."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        token = ""
+        pages = 0
+        while True:
+            # Parameters in sorted order: curl signs the query string as given.
+            first = f"continuation-token={quote(token, safe='')}&" if token else ""
+            query = first + "list-type=2&prefix=many%2F"
+            page = curl(*auth, f"{base}?{query}")
+            pages += 1
+            found = re.search(r"<NextContinuationToken>([^<]+)</NextContinuationToken>", page)
+            if not found:
+                break
+            token = found.group(1)
+        if pages != 10:
+            raise SystemExit(f"expected 10 pages of 1000 keys, got {pages}")
+        return time.perf_counter() - start
+
+    return run
 
 
 def stream_rss(base: str, auth: list[str], pid: int) -> tuple[float, float, float]:
@@ -237,11 +255,12 @@ def main() -> int:
         for path in [tmp, root, *root.rglob("*")]:
             os.chown(path, uid, gid)
 
-        nginx_port, dav_port = free_port(), free_port()
+        nginx_port, dav_port, s3_port = free_port(), free_port(), free_port()
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(tmp=tmp, port=nginx_port, root=root))
         nginx_argv = ["nginx", "-c", str(tmp / "nginx.conf"), "-p", str(tmp)]
         with running(nginx_argv, nginx_port, tmp / "nginx.log"):
-            ngx = measure("nginx", f"http://127.0.0.1:{nginx_port}", [], root, args.runs)
+            ngx_base = f"http://127.0.0.1:{nginx_port}"
+            ngx = measure(ngx_base, [], root, args.runs, timed(f"{ngx_base}/many/"))
 
         state = tmp / "state"
         state.mkdir()
@@ -256,6 +275,7 @@ def main() -> int:
             f"--root=bench={root}",
             f"--listen=127.0.0.1:{dav_port}",
             f"--state-dir={state}",
+            f"--s3-listen=127.0.0.1:{s3_port}",
         ]
         os.environ.update({"KUBEPIE_ACCESS_KEY": ACCESS, "KUBEPIE_SECRET_KEY": SECRET})
         auth = ["-u", f"{ACCESS}:{SECRET}"]
@@ -263,7 +283,18 @@ def main() -> int:
         with running(dav_argv, dav_port, tmp / "fileserver.log") as proc:
             time.sleep(1.0)
             idle = rss_mb(proc.pid)
-            ours = measure("kubepie", base, auth, root, args.runs)
+            propfind = timed(*auth, "-X", "PROPFIND", "-H", "Depth: 1", f"{base}/many/")
+            ours = measure(base, auth, root, args.runs, propfind)
+            s3_base = f"http://127.0.0.1:{s3_port}/bench"
+            s3_auth = [
+                "--aws-sigv4",
+                "aws:amz:us-east-1:s3",
+                "-u",
+                f"{ACCESS}:{SECRET}",
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            ]
+            s3 = measure(s3_base, s3_auth, root, args.runs, s3_list_all(s3_base, s3_auth))
             low, high, stream_speed = stream_rss(base, auth, proc.pid)
             idle_after = rss_mb(proc.pid)
     finally:
@@ -273,12 +304,19 @@ def main() -> int:
         ratio = mine / theirs if higher_better else theirs / mine
         print(f"{name:<34} {mine:>10.1f} {theirs:>10.1f} {unit:<6} {ratio:>6.0%}")
 
-    title = f"WebDAV/HTTPS (median of {args.runs})"
-    print(f"\n{title:<34} {'kubepie':>10} {'nginx':>10} {'unit':<6} {'ratio':>6}")
+    def header(title: str) -> None:
+        print(f"\n{title:<34} {'kubepie':>10} {'nginx':>10} {'unit':<6} {'ratio':>6}")
+
+    header(f"WebDAV/HTTPS (median of {args.runs})")
     row(f"GET {args.size_mib} MiB", ours["get"], ngx["get"], "MB/s")
     row(f"PUT {args.size_mib} MiB", ours["put"], ngx["put"], "MB/s")
     row("PROPFIND depth 1, 10,000 entries", ours["list_s"], ngx["list_s"], "s", higher_better=False)
     row("small (4 KiB) GETs", ours["small_per_s"], ngx["small_per_s"], "req/s")
+    header("S3, SigV4 (curl --aws-sigv4)")
+    row(f"GetObject {args.size_mib} MiB", s3["get"], ngx["get"], "MB/s")
+    row(f"PutObject {args.size_mib} MiB", s3["put"], ngx["put"], "MB/s")
+    row("ListObjectsV2, 10,000 keys", s3["list_s"], ngx["list_s"], "s", higher_better=False)
+    row("small (4 KiB) GetObjects", s3["small_per_s"], ngx["small_per_s"], "req/s")
     print(f"\nidle RSS {idle:.1f} MB at start, {idle_after:.1f} MB after the run (target <= 60)")
     print(
         f"RSS while streaming {stream_mib} MiB at {stream_speed:.0f} MB/s: "
@@ -287,6 +325,8 @@ def main() -> int:
     verdicts = {
         "GET >= 75% of nginx": ours["get"] >= 0.75 * ngx["get"],
         "PUT >= 400 MB/s": ours["put"] >= 400,
+        "S3 GET >= 75% of nginx": s3["get"] >= 0.75 * ngx["get"],
+        "S3 PUT >= 400 MB/s": s3["put"] >= 400,
         "idle RSS <= 60 MB": idle <= 60,
     }
     print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdicts.items()))
