@@ -14,6 +14,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tests.gpu.conftest import BIG_PID, SMALL_PID, SYSTEM_PID, Node
 from tests.gpu.fakes import H100
 
@@ -182,3 +184,56 @@ async def test_nvidia_smi_wrapper_outside_a_pod(node: Node) -> None:
     result = await run_as(node, None, "gpu.nvidia_smi")
     assert result.rc == 1
     assert "refused" in result.err
+
+
+async def test_nvidia_smi_wrapper_csv_queries(node: Node) -> None:
+    gpu = await run_as(
+        node, "big", "gpu.nvidia_smi",
+        "--query-gpu=index,name,memory.used,memory.total,memory.free,utilization.gpu",
+        "--format=csv",
+    )  # fmt: skip
+    assert gpu.rc == 0, gpu.err
+    assert gpu.out == (
+        "index, name, memory.used [MiB], memory.total [MiB], memory.free [MiB], "
+        "utilization.gpu [%]\n"
+        "0, NVIDIA H100 80GB HBM3, 1000 MiB, 40960 MiB, 39960 MiB, 37 %\n"
+    )
+    bare = await run_as(
+        node, "small", "gpu.nvidia_smi", "--query-gpu=memory.used,memory.total",
+        "--format=csv,noheader,nounits",
+    )  # fmt: skip
+    assert bare.out == "500, 20480\n"
+    apps = await run_as(
+        node, "big", "gpu.nvidia_smi", "--query-compute-apps=pid,process_name,used_memory",
+        "--format=csv,noheader",
+    )  # fmt: skip
+    assert apps.out == f"{BIG_PID}, big-worker, 1000 MiB\n"
+    wrong = await run_as(node, "big", "gpu.nvidia_smi", "--query-gpu=power.draw", "--format=csv")
+    assert wrong.rc == 2
+    assert "not a valid field" in wrong.err
+
+
+async def test_nvidia_smi_wrapper_json(node: Node) -> None:
+    result = await run_as(node, "small", "gpu.nvidia_smi", "--json")
+    assert result.rc == 0, result.err
+    data = json.loads(result.out)
+    assert data["container"] == "team-b/small/main"
+    assert [(d["uuid"], d["used_bytes"], d["total_bytes"]) for d in data["devices"]] == [
+        (H100, 500 * 2**20, 20480 * 2**20)
+    ]
+    assert [(p["pid"], p["name"]) for p in data["processes"]] == [(SMALL_PID, "small-worker")]
+
+
+async def test_nvidia_smi_wrapper_hands_other_options_to_the_real_one(
+    node: Node, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tmp_path / "nvidia-smi"
+    real.write_text('#!/bin/sh\necho "real nvidia-smi $*"\n')
+    real.chmod(0o755)
+    monkeypatch.setenv("KUBEPIE_REAL_NVIDIA_SMI", str(real))
+    result = await run_as(node, "big", "gpu.nvidia_smi", "-q", "-x")
+    assert (result.rc, result.out) == (0, "real nvidia-smi -q -x\n")
+    monkeypatch.setenv("KUBEPIE_REAL_NVIDIA_SMI", str(tmp_path / "absent"))
+    missing = await run_as(node, "big", "gpu.nvidia_smi", "-q")
+    assert missing.rc == 2
+    assert "unsupported options -q" in missing.err
