@@ -45,7 +45,14 @@ from pathlib import Path
 from typing import Any
 
 from gpu.cgroups import ContainerResolver
-from gpu.errors import CallerUnknownError, DaemonError, ForbiddenError, GpuError
+from gpu.errors import (
+    CallerUnknownError,
+    DaemonError,
+    ForbiddenError,
+    GpuError,
+    UnknownDeviceError,
+)
+from gpu.metadevices import parse_id
 from gpu.models import ContainerShares, Snapshot
 from gpu.monitor import Monitor
 from gpu.workloads import PodInfo
@@ -81,6 +88,13 @@ def read_admin_token(path: Path | None) -> bytes | None:
     return token
 
 
+def _uuid_of(device_id: str) -> str:
+    try:
+        return parse_id(device_id).uuid
+    except UnknownDeviceError:
+        return device_id
+
+
 def is_admin(presented: object, expected: bytes | None) -> bool:
     if expected is None or not isinstance(presented, str) or not presented:
         return False
@@ -108,7 +122,7 @@ def status_view(
         used[key] = used.get(key, 0) + usage.used
     for s in chosen:
         held[(s.pod_uid, s.container_id)] = {
-            text.rsplit("-m", 1)[0] for ids in s.device_ids.values() for text in ids
+            _uuid_of(text) for ids in s.device_ids.values() for text in ids
         }
     visible_devices = set().union(*held.values()) if held else set()
     memory = {(p.pid, p.device_uuid): p for p in snapshot.processes}
@@ -190,7 +204,7 @@ def _shares_per_device(shares: ContainerShares) -> dict[str, int]:
     counts: dict[str, int] = {}
     for ids in shares.device_ids.values():
         for text in ids:
-            uuid = text.rsplit("-m", 1)[0]
+            uuid = _uuid_of(text)
             counts[uuid] = counts.get(uuid, 0) + 1
     return counts
 

@@ -41,7 +41,7 @@ import grpc
 from gpu._proto import deviceplugin_v1beta1_pb2 as pb
 from gpu._proto import deviceplugin_v1beta1_pb2_grpc as pb_grpc
 from gpu.allocation import check_allocation, preferred_allocation
-from gpu.config import GpuConfig, SharingEntry
+from gpu.config import GpuConfig, SharingEntry, Strategy
 from gpu.errors import AllocationError, CannotFitError, KubeletError, NvmlError
 from gpu.metadevices import Inventory, build_inventory, guarantee_bytes, parse_id
 from gpu.models import MIB, GpuDevice
@@ -80,7 +80,7 @@ class AllocationContext:
     """What Allocate needs besides the device IDs."""
 
     resource: str
-    strategy: Any
+    strategy: Strategy
     daemon_socket: Path
     daemon_dir_in_container: Path
 
