@@ -258,3 +258,17 @@ async def test_allocate_mig_instance_names_the_instance(
     assert envs["NVIDIA_VISIBLE_DEVICES"] == MIG_2G
     assert envs["KUBEPIE_GPU_MIG_INSTANCES"] == f"{A100}:2"
     assert envs["KUBEPIE_GPU_MEMORY_GUARANTEE_MB"] == "10240"
+
+
+async def test_waits_for_a_kubelet_that_is_down(kubelet: FakeKubelet, nvml: PynvmlNvml) -> None:
+    await kubelet.stop()
+    (kubelet.plugin_dir / "kubelet.sock").unlink(missing_ok=True)
+    config = make_config(kubelet.plugin_dir)
+    plugin = DevicePlugin(config, config.sharing[0], nvml, watch_interval_s=0.05)
+    async with running([plugin]):
+        await asyncio.sleep(0.3)
+        assert kubelet.requests.empty()
+        assert plugin.socket_path.is_socket()  # serving already; the kubelet will find it
+        await kubelet.start()
+        request = await kubelet.next_request()
+        assert request.endpoint == plugin.socket_path.name
