@@ -163,6 +163,11 @@ def test_extra_config_installs_the_hooks(hub_config: Config, values: dict[str, A
     assert hub_config.KubeSpawner.modify_pod_hook.__self__ is hooks
     assert hub_config.KubeSpawner.profile_list.__self__ is hooks
     assert hub_config.Authenticator.enable_auth_state is True
+    # the chart declares the sidecar service and its role; install() does not add them twice
+    services = [s["name"] for s in hub_config.JupyterHub.services]
+    assert services.count("kubepie-sidecars") == 1
+    roles = [r["name"] for r in hub_config.JupyterHub.load_roles]
+    assert roles.count("kubepie-sidecars") == 1
     extension = values["singleuser"]["extraFiles"]["kubepie-status-extension"]["data"]
     for module in extension["ServerApp"]["jpserver_extensions"]:
         assert importlib.import_module(module)._jupyter_server_extension_points()
