@@ -12,10 +12,10 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from kubepie.cli import credentials, fileserver, nss_sync
+from kubepie.cli import credentials, demo, fileserver, nss_sync
 
 #: Sub-commands, in the order ``kubepie --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (fileserver, nss_sync, credentials)
+COMMANDS: tuple[ModuleType, ...] = (demo, fileserver, nss_sync, credentials)
 
 
 def build_parser() -> argparse.ArgumentParser:
