@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +137,28 @@ async def test_agent_end_to_end(
                 hungry_proc.kill()
                 await hungry_proc.wait()
             await pod_resources.stop()
+
+
+def test_agent_command_line_errors(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NODE_NAME"}
+    missing = subprocess.run(
+        [sys.executable, "-m", "gpu.agent", "--config", str(tmp_path / "absent.yaml"),
+         "--node-name", "gpu-1"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert "cannot read" in missing.stderr
+    (tmp_path / "bad.yaml").write_text("sharing: [{resource: nope}]\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "gpu.agent", "--config", str(tmp_path / "bad.yaml"),
+         "--node-name", "gpu-1"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 1
+    assert "invalid GPU sharing configuration" in bad.stderr
+    nameless = subprocess.run(
+        [sys.executable, "-m", "gpu.agent", "--config", str(tmp_path / "bad.yaml")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert nameless.returncode == 2
+    assert "NODE_NAME" in nameless.stderr
