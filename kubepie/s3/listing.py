@@ -145,6 +145,6 @@ def list_page(mount: Mount, query: ListQuery) -> ListPage:
                 st = os.stat(path)
             except OSError:
                 continue
-            contents.append(info_from_stat(key, Path(path), st))
+            contents.append(info_from_stat(key, path, st))
         last = key
     return ListPage(tuple(contents), tuple(prefixes), False, last)

@@ -93,14 +93,14 @@ def derived_etag(st: os.stat_result) -> str:
     return f'"{hashlib.md5(token, usedforsecurity=False).hexdigest()}-1"'
 
 
-def _read_xattr(target: int | Path, name: str) -> bytes | None:
+def _read_xattr(target: int | str | Path, name: str) -> bytes | None:
     try:
         return os.getxattr(target, name)
     except OSError:
         return None
 
 
-def read_record(target: int | Path, st: os.stat_result) -> dict[str, object]:
+def read_record(target: int | str | Path, st: os.stat_result) -> dict[str, object]:
     """The ``user.kubepie.s3`` record if it still describes this file's content, else ``{}``."""
     raw = _read_xattr(target, RECORD_XATTR)
     if raw is None:
@@ -116,7 +116,7 @@ def read_record(target: int | Path, st: os.stat_result) -> dict[str, object]:
     return record
 
 
-def read_metadata(target: int | Path) -> dict[str, str]:
+def read_metadata(target: int | str | Path) -> dict[str, str]:
     try:
         names = os.listxattr(target)
     except OSError:
@@ -131,7 +131,7 @@ def read_metadata(target: int | Path) -> dict[str, str]:
 
 
 def info_from_stat(
-    key: str, target: int | Path, st: os.stat_result, *, metadata: bool = False
+    key: str, target: int | str | Path, st: os.stat_result, *, metadata: bool = False
 ) -> ObjectInfo:
     if stat.S_ISDIR(st.st_mode):
         return ObjectInfo(key, 0, st.st_mtime, EMPTY_ETAG, DIRECTORY_CONTENT_TYPE)
@@ -261,6 +261,7 @@ class AtomicFile:
     def commit(self, xattrs: Mapping[str, bytes] | None = None) -> os.stat_result:
         """Attach ``xattrs`` (built from :meth:`stat`), then rename into place."""
         try:
+            self._keep_mode()
             if xattrs:
                 set_xattrs(self.fd, xattrs, replace_meta=False)
             if self._fsync:
@@ -283,6 +284,16 @@ class AtomicFile:
 
     def stat(self) -> os.stat_result:
         return os.fstat(self.fd)
+
+    def _keep_mode(self) -> None:
+        # A replaced file keeps its permission bits (a group-shared 0660 stays 0660).
+        try:
+            previous = os.stat(self.final)
+        except OSError:
+            return
+        if stat.S_ISREG(previous.st_mode):
+            with contextlib.suppress(OSError):
+                os.fchmod(self.fd, stat.S_IMODE(previous.st_mode))
 
     def abort(self) -> None:
         if self.fd >= 0:

@@ -263,3 +263,12 @@ def test_confinement(s3: S3Client, s3_server: S3Server) -> None:
     listed = [o["Key"] for o in s3.list_objects_v2(Bucket="home").get("Contents", [])]
     assert "shadow" not in listed
     assert not any(k.startswith("escape-dir") for k in listed)
+
+
+def test_replacing_a_file_keeps_its_permission_bits(s3: S3Client, s3_server: S3Server) -> None:
+    path = s3_server.home / "shared.txt"
+    path.write_text("group data")
+    path.chmod(0o640)
+    s3.put_object(Bucket="home", Key="shared.txt", Body=b"new group data")
+    assert path.read_bytes() == b"new group data"
+    assert path.stat().st_mode & 0o777 == 0o640

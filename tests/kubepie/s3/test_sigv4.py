@@ -322,3 +322,26 @@ def test_missing_content_sha256_and_anonymous_requests() -> None:
     with pytest.raises(errors.MissingSecurityHeader):
         sigv4.parse(sigv4.HttpRequest("GET", "/", "", headers))
     assert sigv4.parse(sigv4.HttpRequest("GET", "/", "a=b", {"host": "h"})) is None
+
+
+def test_botocore_sigv2_presigned_url() -> None:
+    from botocore.auth import HmacV1QueryAuth
+
+    from kubepie.s3 import sigv2
+
+    request = AWSRequest(
+        method="GET",
+        url="http://127.0.0.1:9000/home/a%20b.txt?response-content-type=text%2Fplain",
+    )
+    HmacV1QueryAuth(CREDS, expires=60).add_auth(request)
+    signed = _from_botocore(request)
+    claims = sigv2.parse(signed)
+    assert claims is not None
+    assert sigv2.verify(signed, claims, SECRET, datetime.now(UTC)).access_key == "AKIDKUBEPIE"
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        sigv2.verify(signed, claims, "wrong", datetime.now(UTC))
+    other = sigv4.HttpRequest("GET", "/home/other.txt", signed.raw_query, signed.headers)
+    with pytest.raises(errors.SignatureDoesNotMatch):
+        sigv2.verify(other, claims, SECRET, datetime.now(UTC))
+    with pytest.raises(errors.AccessDenied, match="expired"):
+        sigv2.verify(signed, claims, SECRET, datetime.now(UTC) + timedelta(seconds=120))
