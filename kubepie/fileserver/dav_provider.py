@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,12 +24,10 @@ from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVProvider
 from wsgidav.fs_dav_provider import FileResource, FolderResource
 
-from kubepie.fileserver.dav_props import copy_dead_properties
 from kubepie.fileserver.errors import FileServerError, NoSuchMount, from_oserror
 from kubepie.fileserver.mounts import Mount, Mounts, check_segment, split_path
+from kubepie.fileserver.uploads import Upload, is_upload_name
 
-#: Marks the temporary file of an upload in progress; such names are hidden from listings.
-UPLOAD_MARK = ".kubepie-upload-"
 #: Names the server keeps for itself (e.g. the S3 multipart staging directory): not listed.
 INTERNAL_PREFIX = ".kubepie-"
 
@@ -60,11 +57,6 @@ def os_errors(what: str) -> Iterator[None]:
 def etag_of(st: os.stat_result) -> str:
     """A strong entity tag from inode, mtime (ns) and size."""
     return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
-
-
-def new_upload_path(directory: str, name: str) -> str:
-    """A fresh temporary name for an upload of ``name`` in ``directory`` (hidden in listings)."""
-    return os.path.join(directory, f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}")
 
 
 class MountsProvider(DAVProvider):  # type: ignore[misc]
@@ -152,34 +144,6 @@ def _writable(environ: Environ, *paths: str) -> None:
             located[0].check_writable()
 
 
-class _Upload:
-    """The temporary file a PUT writes to; counts the bytes it was given."""
-
-    def __init__(self, directory: str, name: str) -> None:
-        self.path = new_upload_path(directory, name)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self.fd = os.open(self.path, flags, 0o666)
-        self.written = 0
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        while view:
-            count = os.write(self.fd, view)
-            view = view[count:]
-            self.written += count
-        return len(data)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def discard(self) -> None:
-        self.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-
-
 class DavFile(FileResource):  # type: ignore[misc]
     """A regular file in a mount; ``st`` None means a PUT target that does not exist yet."""
 
@@ -191,7 +155,7 @@ class DavFile(FileResource):  # type: ignore[misc]
         self._file_path = file_path
         self.file_stat = st
         self.name = os.path.basename(file_path)
-        self._upload: _Upload | None = None
+        self._upload: Upload | None = None
 
     def get_content_length(self) -> int:
         return self.file_stat.st_size if self.file_stat else 0
@@ -210,10 +174,10 @@ class DavFile(FileResource):  # type: ignore[misc]
         with os_errors(self.path):
             return open(self._file_path, "rb", buffering=0)
 
-    def begin_write(self, *, content_type: str | None = None) -> _Upload:
+    def begin_write(self, *, content_type: str | None = None) -> Upload:
         _writable(self.environ, self.path)
         with os_errors(self.path):
-            self._upload = _Upload(os.path.dirname(self._file_path), self.name)
+            self._upload = Upload(self._file_path)
         return self._upload
 
     def end_write(self, *, with_errors: bool) -> None:
@@ -231,25 +195,8 @@ class DavFile(FileResource):  # type: ignore[misc]
         if with_errors:
             upload.discard()
             return
-        try:
-            with os_errors(self.path):
-                self._adopt_old_metadata(upload.path)
-                os.replace(upload.path, self._file_path)
-                self.file_stat = os.stat(self._file_path)
-        except BaseException:
-            upload.discard()
-            raise
-
-    def _adopt_old_metadata(self, temp: str) -> None:
-        """Give the new version the old one's mode, group and dead properties."""
-        try:
-            old = os.stat(self._file_path)
-        except FileNotFoundError:
-            return
-        os.chmod(temp, stat.S_IMODE(old.st_mode))
-        with contextlib.suppress(OSError):
-            os.chown(temp, -1, old.st_gid)
-        copy_dead_properties(self._file_path, temp)
+        with os_errors(self.path):
+            self.file_stat = upload.commit()
 
     def delete(self) -> None:
         _writable(self.environ, self.path)
@@ -297,9 +244,7 @@ class DavFolder(FolderResource):  # type: ignore[misc]
         names: list[str] = []
         with os_errors(self.path), os.scandir(self._file_path) as entries:
             for entry in entries:
-                if entry.name.startswith(INTERNAL_PREFIX) or (
-                    entry.name.startswith(".") and UPLOAD_MARK in entry.name
-                ):
+                if entry.name.startswith(INTERNAL_PREFIX) or is_upload_name(entry.name):
                     continue
                 if entry.is_symlink():
                     real = os.path.realpath(entry.path)

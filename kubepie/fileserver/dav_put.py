@@ -28,10 +28,10 @@ from urllib.parse import quote
 from wsgidav.dav_error import DAVError
 
 from kubepie.fileserver.asgi import ClientDisconnected, Receive, Scope, Send, header, send_plain
-from kubepie.fileserver.dav_props import copy_dead_properties
-from kubepie.fileserver.dav_provider import UPLOAD_MARK, etag_of, new_upload_path
+from kubepie.fileserver.dav_provider import etag_of
 from kubepie.fileserver.errors import FileServerError, from_oserror
 from kubepie.fileserver.mounts import Mounts, split_url_path
+from kubepie.fileserver.uploads import Upload, check_replaceable
 
 #: Requests carrying any of these need wsgidav's full precondition handling.
 _DECLINE_HEADERS = (
@@ -53,12 +53,6 @@ class PutPlan:
     parent_url: str
     existed: bool
     length: int | None
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 class PlainPut:
@@ -96,6 +90,7 @@ class PlainPut:
                     return None  # a directory or something special: wsgidav answers
             except FileNotFoundError:
                 existed = False
+            check_replaceable(str(target))
         except (FileServerError, OSError):
             return None
         url = quote("/" + "/".join(segments))
@@ -147,29 +142,21 @@ class PlainPut:
         await send({"type": "http.response.body", "body": b""})
 
     async def _store(self, plan: PutPlan, receive: Receive) -> None:
-        temp = new_upload_path(str(plan.target.parent), plan.target.name)
-        assert UPLOAD_MARK in temp
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        fd = os.open(temp, flags, 0o666)
+        upload = Upload(str(plan.target))
         try:
-            written = await self._copy_body(fd, receive)
-            os.close(fd)
-            fd = -1
+            written = await self._copy_body(upload, receive)
             if plan.length is not None and written != plan.length:
                 raise ValueError("body shorter than its Content-Length")
-            await asyncio.to_thread(self._commit, temp, plan)
+            await asyncio.to_thread(upload.commit)
         except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            upload.discard()
             raise
 
-    async def _copy_body(self, fd: int, receive: Receive) -> int:
+    async def _copy_body(self, upload: Upload, receive: Receive) -> int:
         """Receive into blocks; write each in a worker thread while the next one arrives."""
         buffer = bytearray()
         written = 0
-        pending: asyncio.Future[None] | None = None
+        pending: asyncio.Future[int] | None = None
         more = True
         try:
             while more:
@@ -182,20 +169,9 @@ class PlainPut:
                     if pending is not None:
                         await pending
                     block, buffer = buffer, bytearray()
-                    pending = asyncio.ensure_future(asyncio.to_thread(_write_all, fd, block))
+                    pending = asyncio.ensure_future(asyncio.to_thread(upload.write, block))
                     written += len(block)
         finally:
             if pending is not None:
                 await pending
         return written
-
-    @staticmethod
-    def _commit(temp: str, plan: PutPlan) -> None:
-        if plan.existed:
-            with contextlib.suppress(FileNotFoundError):
-                old = os.stat(plan.target)
-                os.chmod(temp, stat.S_IMODE(old.st_mode))
-                with contextlib.suppress(OSError):
-                    os.chown(temp, -1, old.st_gid)
-                copy_dead_properties(str(plan.target), temp)
-        os.replace(temp, plan.target)

@@ -46,6 +46,13 @@ def area() -> Iterator[Path]:
         group_file.write_text("physics group\n")
         os.chown(group_file, BOB.uid, PHYSICS)
         os.chmod(group_file, 0o640)
+        open_dir = path / "open"
+        open_dir.mkdir()
+        os.chmod(open_dir, 0o777)  # noqa: S103 (writable by all, and not sticky)
+        readonly_file = open_dir / "bob-readonly.txt"
+        readonly_file.write_text("bob's words\n")
+        os.chown(readonly_file, BOB.uid, BOB.gid)
+        os.chmod(readonly_file, 0o644)
         home = user_dir(path / "alice-home", ALICE, 0o700)
         (home / "diary.txt").write_text("alice's\n")
         os.chown(home / "diary.txt", ALICE.uid, ALICE.gid)
@@ -53,7 +60,10 @@ def area() -> Iterator[Path]:
 
 
 def _mounts(area: Path, home: bool) -> list[dict[str, object]]:
-    mounts: list[dict[str, object]] = [{"name": "shared", "path": str(area / "shared")}]
+    mounts: list[dict[str, object]] = [
+        {"name": "shared", "path": str(area / "shared")},
+        {"name": "open", "path": str(area / "open")},
+    ]
     if home:
         mounts.append({"name": "home", "path": str(area / "alice-home"), "read_only": False})
     return mounts
@@ -148,3 +158,18 @@ def test_backend_config_errors_name_the_key(area: Path) -> None:
     assert result.returncode == 2
     assert "identity" in result.stderr
     assert "uid 0" in result.stderr
+
+
+@pytest.mark.parametrize("extra", [{}, {"X-OC-Mtime": "1700000000"}], ids=["plain", "wsgidav"])
+def test_put_cannot_replace_a_file_the_user_may_not_write(
+    alice: Server, area: Path, extra: dict[str, str]
+) -> None:
+    """The directory lets alice rename over bob's file; a PUT still needs write permission."""
+    with alice.client() as client:
+        response = client.put(
+            "/dav/open/bob-readonly.txt", content=b"alice was here", headers=extra
+        )
+    assert response.status_code == 403
+    assert (area / "open" / "bob-readonly.txt").read_text() == "bob's words\n"
+    assert os.stat(area / "open" / "bob-readonly.txt").st_uid == BOB.uid
+    assert not [n for n in os.listdir(area / "open") if ".kubepie-upload-" in n]
