@@ -1,0 +1,386 @@
+"""The local backend: one ``kubepie fileserver`` process per user on this machine.
+
+* **One start per user.** Servers are kept by uid. The first ``ensure`` of a uid puts a starting
+  entry in the table synchronously (no ``await`` between the lookup and the insert) and starts it
+  in the background; every concurrent ``ensure`` of that uid awaits the same future.
+* **How a server starts.** A pre-imported helper process (:mod:`.zygote`) forks it; as root the
+  child drops to the user's uid, gid and supplementary gids (:mod:`kubepie.fileserver.
+  privileges`), without ``exec``. Each server gets a fresh random secret and a unix socket in
+  ``<state_dir>/run`` (0700, the router's): the helper binds it with the router's ids and mode
+  0600 before the child drops, so the user's process serves on it but neither that user nor any
+  other can connect to it or reach its path. WebDAV locks persist in
+  ``<state_dir>/fileserver/<uid>`` (0700, the user's), which the server reaches through a
+  descriptor opened before the drop, so ``state_dir`` itself can stay private.
+* **Ready before use.** ``ensure`` returns once the server answers a request carrying its
+  secret; after ``backend.start_timeout`` it fails with :class:`StartTimeout` (503).
+* **Crashes.** The helper reports every exit; the entry is dropped and the next ``ensure``
+  starts a new server. ``report_failure`` probes the server and retires it when it does not
+  answer.
+* **Idle and capacity.** A reaper stops servers unused for ``backend.idle_timeout``. A new user
+  beyond ``backend.max_servers`` evicts the least recently used server idle for at least
+  ``evict_idle`` seconds; when none is, the request fails with :class:`CapacityExhausted`
+  (503) rather than cutting a transfer that may be running.
+* **Without root** only the invoking user's uid is served (:class:`IdentityRefused`, 403, for
+  anyone else); this is logged when the backend starts.
+* **Shutdown.** ``aclose`` ends the helper, which sends SIGTERM to every server and SIGKILL
+  after ``grace`` seconds; if the router dies, the helper sees its pipe close and does the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from identity.models import Identity
+from identity.storage import MountSpec
+from kubepie.backends import policy, readiness
+from kubepie.backends.base import BackendMetrics, NoMetrics, Upstream
+from kubepie.backends.errors import (
+    BackendClosed,
+    BackendError,
+    CapacityExhausted,
+    StartFailed,
+)
+from kubepie.backends.process import ChildProcess, Spawner
+from kubepie.settings.models import BackendSettings
+
+log = logging.getLogger("kubepie.backends")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What :meth:`LocalBackend.servers` reports about one server (no secret)."""
+
+    username: str
+    uid: int
+    pid: int | None
+    state: Literal["starting", "ready"]
+    idle_seconds: float
+
+
+@dataclass(eq=False)
+class _Server:
+    """One entry of the server table."""
+
+    spec: policy.ServerSpec
+    socket: Path
+    secret: str = field(repr=False)
+    last_used: float
+    ready: asyncio.Future[Upstream] = field(repr=False)
+    state: Literal["starting", "ready", "retired"] = "starting"
+    process: ChildProcess | None = None
+
+
+class LocalBackend:
+    """A :class:`~kubepie.backends.base.Backend` running file servers as local processes."""
+
+    def __init__(
+        self,
+        settings: BackendSettings,
+        mounts: tuple[MountSpec, ...],
+        state_dir: Path,
+        *,
+        metrics: BackendMetrics | None = None,
+        mode: policy.ProcessMode | None = None,
+        evict_idle: float = 5.0,
+        grace: float = 5.0,
+        python: str = sys.executable,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._mounts = mounts
+        self._run_dir = state_dir / "run"
+        self._user_state = state_dir / "fileserver"
+        self._state_dir = state_dir
+        self._metrics = metrics or NoMetrics()
+        self._mode = mode or policy.process_mode(os.geteuid(), os.getuid())
+        self._evict_idle = evict_idle
+        self._grace = grace
+        self._python = python
+        self._clock = clock
+        self._servers: dict[int, _Server] = {}
+        self._generation = 0
+        self._spawner: Spawner | None = None
+        self._spawner_lock = asyncio.Lock()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._task_group: asyncio.TaskGroup | None = None
+        self._started: asyncio.Future[None] | None = None
+        self._closed = False
+        policy.check_socket_path(self._run_dir / "u4294967295-4294967295.sock")
+
+    # -- the Backend protocol --------------------------------------------------------------
+
+    async def ensure(self, identity: Identity) -> Upstream:
+        if self._closed:
+            raise BackendClosed("the backend is shutting down")
+        spec = policy.server_spec(identity, self._mounts, self._mode)
+        await self.start()
+        entry = self._servers.get(spec.uid)
+        if entry is not None and entry.spec != spec:
+            log.info("identity of uid %d changed; replacing its file server", spec.uid)
+            self._retire(entry, "identity changed")
+            entry = None
+        if entry is None:
+            entry = self._admit(spec)
+        entry.last_used = self._clock()
+        return await asyncio.shield(entry.ready)
+
+    async def touch(self, identity: Identity) -> None:
+        entry = self._servers.get(identity.uid)
+        if entry is not None:
+            entry.last_used = self._clock()
+
+    async def report_failure(self, identity: Identity) -> None:
+        entry = self._servers.get(identity.uid)
+        if entry is None or entry.state != "ready":
+            return
+        if await readiness.probe(entry.socket, entry.secret, limit=1.0):
+            return
+        if self._servers.get(identity.uid) is entry:
+            self._retire(entry, "unreachable")
+
+    def running(self) -> int:
+        return len(self._servers)
+
+    def servers(self) -> list[ServerInfo]:
+        """The servers running or starting now, for status pages and logs."""
+        now = self._clock()
+        return [
+            ServerInfo(
+                username=e.spec.username,
+                uid=uid,
+                pid=e.process.pid if e.process else None,
+                state="ready" if e.state == "ready" else "starting",
+                idle_seconds=now - e.last_used,
+            )
+            for uid, e in self._servers.items()
+        ]
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The pid of the fork helper, while it runs."""
+        return self._spawner.pid if self._spawner and self._spawner.alive else None
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._spawner is not None:
+            await self._spawner.aclose()  # the helper stops every server
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        for entry in list(self._servers.values()):
+            self._forget(entry)
+        self._changed()
+
+    async def __aenter__(self) -> LocalBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- start-up --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Prepare the directories, start the reaper and the helper (done by the first
+        ``ensure`` when not called before); logs whether this backend can switch users."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            self._prepare_dirs()
+            log.info("local backend %s", self._mode.describe())
+            self._supervisor = asyncio.create_task(self._supervise(self._started))
+        await asyncio.shield(self._started)
+        await self._get_spawner()
+
+    def _prepare_dirs(self) -> None:
+        self._state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for path in (self._run_dir, self._user_state):
+            path.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(path, 0o700)
+        for stale in self._run_dir.glob("u*.sock"):  # from a router that did not shut down
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+
+    async def _supervise(self, started: asyncio.Future[None]) -> None:
+        async with asyncio.TaskGroup() as group:
+            self._task_group = group
+            group.create_task(self._reap_idle())
+            started.set_result(None)
+            await asyncio.Future()  # until aclose cancels this task
+
+    async def _get_spawner(self) -> Spawner:
+        async with self._spawner_lock:
+            if self._closed:
+                raise BackendClosed("the backend is shutting down")
+            if self._spawner is None or not self._spawner.alive:
+                if self._spawner is not None:
+                    log.warning("the backend helper process exited; starting a new one")
+                    await self._spawner.aclose()
+                spawner = Spawner(grace=self._grace, python=self._python)
+                await spawner.start()
+                assert self._task_group is not None
+                self._task_group.create_task(spawner.pump())
+                self._spawner = spawner
+            return self._spawner
+
+    # -- starting one server ---------------------------------------------------------------
+
+    def _admit(self, spec: policy.ServerSpec) -> _Server:
+        """A starting entry for ``spec``, after making room (synchronous: no other ensure of
+        this uid can slip in between the lookup and the insert)."""
+        if len(self._servers) >= self._settings.max_servers:
+            candidates = (
+                policy.Candidate(uid, e.last_used, e.state == "ready")
+                for uid, e in self._servers.items()
+            )
+            victim = policy.eviction_victim(candidates, self._clock(), self._evict_idle)
+            if victim is None:
+                raise CapacityExhausted(
+                    f"all {self._settings.max_servers} file servers are busy; try again later"
+                )
+            self._retire(self._servers[victim], "evicted for a new user")
+        self._generation += 1
+        entry = _Server(
+            spec=spec,
+            socket=self._run_dir / f"u{spec.uid}-{self._generation}.sock",
+            secret=secrets.token_urlsafe(32),
+            last_used=self._clock(),
+            ready=asyncio.get_running_loop().create_future(),
+        )
+        entry.ready.add_done_callback(_consume)
+        self._servers[spec.uid] = entry
+        self._changed()
+        assert self._task_group is not None
+        self._task_group.create_task(self._start_server(entry))
+        return entry
+
+    async def _start_server(self, entry: _Server) -> None:
+        began = time.monotonic()
+        try:
+            spawner = await self._get_spawner()
+            entry.process = await spawner.spawn(
+                policy.fileserver_document(entry.spec, entry.secret, None),
+                entry.socket,
+                self._user_state_dir(entry.spec),
+                drop=self._mode.privileged,
+            )
+            entry.process.exited.add_done_callback(lambda f: self._exited(entry, f))
+            await readiness.wait_ready(
+                entry.socket,
+                entry.secret,
+                limit=self._settings.start_timeout,
+                exited=entry.process.exited,
+            )
+        except (BackendError, OSError, asyncio.CancelledError) as exc:
+            error = exc if isinstance(exc, BackendError) else StartFailed(f"cannot start: {exc}")
+            if isinstance(exc, asyncio.CancelledError):
+                error = BackendClosed("the backend is shutting down")
+            log.warning("file server for uid %d did not start: %s", entry.spec.uid, error)
+            self._metrics.spawn_finished(time.monotonic() - began, ok=False)
+            if not entry.ready.done():
+                entry.ready.set_exception(error)
+            self._retire(entry, "failed to start")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        seconds = time.monotonic() - began
+        self._metrics.spawn_finished(seconds, ok=True)
+        log.info(
+            "file server for %s (uid %d) ready in %.0f ms, pid %d",
+            entry.spec.username,
+            entry.spec.uid,
+            seconds * 1000,
+            entry.process.pid,
+        )
+        if entry.state == "retired":  # replaced while it started: a late request still works
+            entry.ready.set_result(Upstream(f"unix:{entry.socket}", entry.secret))
+            await self._stop(entry)
+            return
+        entry.state = "ready"
+        entry.ready.set_result(Upstream(f"unix:{entry.socket}", entry.secret))
+
+    def _user_state_dir(self, spec: policy.ServerSpec) -> Path:
+        """``<state_dir>/fileserver/<uid>``, owned by the user (mode 0700)."""
+        path = self._user_state / str(spec.uid)
+        path.mkdir(mode=0o700, exist_ok=True)
+        if self._mode.privileged:
+            os.chown(path, spec.uid, spec.gid, follow_symlinks=False)
+        os.chmod(path, 0o700, follow_symlinks=False)
+        return path
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def _retire(self, entry: _Server, why: str) -> None:
+        """Take ``entry`` out of the table and stop its process in the background."""
+        was_running = entry.state == "ready"
+        self._forget(entry)
+        entry.state = "retired"
+        if was_running:
+            log.info("stopping file server of uid %d (%s)", entry.spec.uid, why)
+            if self._task_group is not None and not self._closed:
+                self._task_group.create_task(self._stop(entry))
+        elif entry.process is not None and self._task_group is not None and not self._closed:
+            self._task_group.create_task(self._stop(entry))
+
+    def _forget(self, entry: _Server) -> None:
+        if self._servers.get(entry.spec.uid) is entry:
+            del self._servers[entry.spec.uid]
+            self._changed()
+
+    async def _stop(self, entry: _Server) -> None:
+        """SIGTERM, then SIGKILL after the grace period."""
+        process, spawner = entry.process, self._spawner
+        if process is None or spawner is None:
+            return
+        for sig, wait in ((signal.SIGTERM, self._grace), (signal.SIGKILL, 5.0)):
+            await spawner.signal(process, sig)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await asyncio.shield(process.exited)
+                return
+
+    def _exited(self, entry: _Server, exited: asyncio.Future[int | None]) -> None:
+        status = exited.result()
+        if entry.state == "ready" and not self._closed:
+            log.warning(
+                "file server of uid %d (pid %s) exited with status %s; the next request "
+                "starts a new one",
+                entry.spec.uid,
+                entry.process.pid if entry.process else "?",
+                status,
+            )
+        self._forget(entry)
+        entry.state = "retired"
+        with contextlib.suppress(FileNotFoundError):
+            entry.socket.unlink()
+
+    async def _reap_idle(self) -> None:
+        timeout = self._settings.idle_timeout
+        interval = max(0.05, min(timeout / 4, 10.0))
+        while True:
+            await asyncio.sleep(interval)
+            now = self._clock()
+            for entry in list(self._servers.values()):
+                if entry.state == "ready" and policy.idle_expired(entry.last_used, now, timeout):
+                    self._retire(entry, f"idle for {timeout:g} s")
+
+    def _changed(self) -> None:
+        self._metrics.servers_running(len(self._servers))
+
+
+def _consume(future: asyncio.Future[Upstream]) -> None:
+    """Retrieve a start failure nobody awaited any more, so asyncio does not log it."""
+    if not future.cancelled():
+        future.exception()
