@@ -22,14 +22,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from hubintegration import podspec, profiles
 from hubintegration.authstate import directory_of, resolve_identity
 from hubintegration.errors import SettingsError, SpawnRefused
-from hubintegration.profiles import Principal, Selection
+from hubintegration.profiles import Principal
 from hubintegration.settings import HubSettings, load_settings
 from identity.directory import Directory
 from identity.storage import resolve_mounts
@@ -38,12 +37,8 @@ log = logging.getLogger(__name__)
 
 #: What the sidecar service may do at most; each token it issues is narrowed from this.
 SIDECAR_SCOPES = ("delete:servers", "admin:auth_state", "read:users")
-
-
-@dataclass(frozen=True, slots=True)
-class _Issued:
-    plan: podspec.PodPlan
-    selection: Selection
+#: Lifetime of sidecar tokens of a server without walltime (seconds); revoked at stop anyway.
+TOKEN_LIFETIME_S = 7 * 24 * 3600
 
 
 def _key(spawner: Any) -> tuple[str, str]:
@@ -73,7 +68,7 @@ class KubePieHooks:
         self.settings = settings
         self._clock = clock
         self._directory = directory
-        self._issued: dict[tuple[str, str], _Issued] = {}
+        self._plans: dict[tuple[str, str], podspec.PodPlan] = {}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> KubePieHooks:
         # traitlets deep-copies config values into each spawner; every hook must keep
@@ -97,8 +92,7 @@ class KubePieHooks:
 
     def plan_for(self, spawner: Any) -> podspec.PodPlan | None:
         """The pod plan fixed at this server's spawn (``None`` before or after)."""
-        issued = self._issued.get(_key(spawner))
-        return issued.plan if issued else None
+        return self._plans.get(_key(spawner))
 
     async def pre_spawn_hook(self, spawner: Any) -> None:
         try:
@@ -110,7 +104,7 @@ class KubePieHooks:
                 spawner.user.name, auth_state, self.settings.kubepie.claims, self._directory
             )
         except SpawnRefused as error:
-            log.warning("refusing spawn of %s: %s", spawner._log_name, error)
+            log.warning("refusing spawn of %s/%s: %s", *_key(spawner), error)
             raise _refuse(error) from error
         self._revoke(spawner)
         cfg = self.settings.kubepie
@@ -118,7 +112,7 @@ class KubePieHooks:
         note = _note(user, server)
         walltime = None
         minutes = selection.instance.walltime_minutes
-        lifetime = 7 * 24 * 3600
+        lifetime = TOKEN_LIFETIME_S
         if cfg.walltime.enabled and minutes:
             total = round(minutes * 60)
             lifetime = total + 3600
@@ -139,7 +133,7 @@ class KubePieHooks:
             walltime=walltime,
             helper_token=helper_token,
         )
-        self._issued[(user, server)] = _Issued(plan, selection)
+        self._plans[(user, server)] = plan
 
     def _new_token(self, spawner: Any, scopes: list[str], note: str, lifetime: int) -> str:
         from jupyterhub import orm
@@ -153,11 +147,11 @@ class KubePieHooks:
         return token
 
     async def modify_pod_hook(self, spawner: Any, pod: Any) -> Any:
-        issued = self._issued.get(_key(spawner))
-        if issued is None:
+        plan = self._plans.get(_key(spawner))
+        if plan is None:
             raise _refuse(SpawnRefused("the server was not prepared by the pre-spawn checks"))
         client = spawner.api.api_client
-        manifest = podspec.apply(client.sanitize_for_serialization(pod), issued.plan)
+        manifest = podspec.apply(client.sanitize_for_serialization(pod), plan)
         return client.deserialize(SimpleNamespace(data=json.dumps(manifest)), "V1Pod")
 
     def post_stop_hook(self, spawner: Any) -> None:
@@ -167,7 +161,7 @@ class KubePieHooks:
         """Delete this server's sidecar tokens (also those issued before a Hub restart)."""
         from jupyterhub import orm
 
-        self._issued.pop(_key(spawner), None)
+        self._plans.pop(_key(spawner), None)
         db = spawner.user.db
         service = orm.Service.find(db, self.settings.kubepie.sidecar_service)
         if service is None:

@@ -134,8 +134,6 @@ def user_env(plan: PodPlan) -> dict[str, str]:
     if plan.helper_token is not None:
         env["BEARER_TOKEN_FILE"] = token_file(cfg, ident.uid)
         env["KUBEPIE_TOKEN_URL"] = f"http://127.0.0.1:{cfg.token_helper.port}/token"
-    if cfg.gpu_daemon_url:
-        env["KUBEPIE_GPU_DAEMON_URL"] = cfg.gpu_daemon_url
     return env
 
 

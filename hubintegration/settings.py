@@ -136,7 +136,8 @@ class Claims(_Frozen):
 
 
 class Sidecar(_Frozen):
-    image: str = "ghcr.io/kubepie/kubepie:latest"
+    """A sidecar from ``singleuser.extraContainers`` (image and command are set there)."""
+
     #: Loopback port of the sidecar's JSON endpoint inside the pod.
     port: int = Field(default=8181, gt=0, lt=65536)
 
@@ -175,8 +176,6 @@ class KubePie(_Frozen):
     node_type_label: str = "kubepie.io/node-type"
     #: MB of GPU memory per meta-device, per extended resource (for display names).
     gpu_unit_mb: dict[str, int] = Field(default_factory=dict)
-    #: URL of the GPU node daemon's HTTP API as seen from the pod, for the status extension.
-    gpu_daemon_url: str | None = None
     #: The Hub service that owns the per-server sidecar tokens.
     sidecar_service: str = "kubepie-sidecars"
     walltime: Walltime = Field(default_factory=Walltime)

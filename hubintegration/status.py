@@ -5,8 +5,9 @@
 * Memory from the container's cgroup: v2 ``memory.current`` (less ``inactive_file``, the
   working set as the kubelet counts it) and ``memory.max``; v1 ``memory.usage_in_bytes``
   (less ``total_inactive_file``) and ``memory.limit_in_bytes``.
-* GPU memory from the GPU node daemon (``gpu/``), when its socket is present: one JSON line
-  ``{"op": "status"}`` on the unix socket; the daemon identifies the calling pod itself.
+* GPU memory from the GPU node daemon (``gpu/``), when ``KUBEPIE_GPU_DAEMON_SOCKET`` (set by
+  the GPU device plugin's Allocate) names its socket: one JSON line ``{"op": "status"}``; the
+  daemon identifies the calling pod from the connection itself.
 * Walltime from the walltime sidecar's loopback endpoint.
 
 Sources are small injectable readers; :func:`collect` puts them together. The Jupyter server
