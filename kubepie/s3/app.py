@@ -167,7 +167,7 @@ class S3App:
             response = _error_response(
                 errors.S3Error("We encountered an internal error."), resource, request_id
             )
-        if response.status >= 400 and not await receive.drain(_DRAIN_LIMIT):
+        if response.status >= 400 and not await receive.drain(_DRAIN_LIMIT, scope["headers"]):
             # The client is still sending a body we will not read: end the connection
             # after this answer rather than parse the rest of that body as a request.
             response.headers.append(("connection", "close"))
@@ -183,16 +183,26 @@ class _TrackedReceive:
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
+        self.started = False
         self.complete = False
 
     async def __call__(self) -> Message:
+        self.started = True
         message = await self._receive()
         if message["type"] == "http.disconnect" or not message.get("more_body", False):
             self.complete = True
         return message
 
-    async def drain(self, limit: int) -> bool:
-        """Read and drop the rest of the body, up to ``limit`` bytes; true if it ended."""
+    async def drain(self, limit: int, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Read and drop the rest of the body, up to ``limit`` bytes; true if it ended.
+
+        A client waiting for ``100 Continue`` has sent no body yet: it is not invited to
+        send one just to have it dropped.
+        """
+        if not self.started and (b"expect", b"100-continue") in (
+            (name.lower(), value.lower()) for name, value in headers
+        ):
+            return False
         seen = 0
         while not self.complete and seen <= limit:
             message = await self()
