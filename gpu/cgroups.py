@@ -7,6 +7,7 @@ versions, both kubelet cgroup drivers and the usual runtimes::
     # cgroup v2, systemd driver (containerd, CRI-O, docker via cri-dockerd)
     0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid_with_underscores>.slice/cri-containerd-<id>.scope
     0::/kubepods.slice/kubepods-pod<uid>.slice/crio-<id>.scope
+    0::/kubepods.slice/kubepods-pod<uid>.slice/crio-<id>.scope/container     # crun
     # cgroup v1 (memory controller line), systemd driver, docker
     9:memory:/kubepods.slice/.../kubepods-besteffort-pod<uid>.slice/docker-<id>.scope
     # cgroupfs driver, either version
@@ -58,14 +59,19 @@ def _parse_path(path: str, version: int) -> CgroupContainer | None:
     pod = None
     for match in _POD_UID.finditer(path):
         pod = match.group(1).replace("_", "-")
-    last = path.rstrip("/").rsplit("/", 1)[-1]
-    # containerd on cgroup v1 with the systemd driver: "<pod slice>:cri-containerd:<id>"
-    if last.count(":") == 2:
-        slice_part, prefix, cid = last.split(":")
-        last = f"{prefix}-{cid}"
-        for match in _POD_UID.finditer(slice_part):
-            pod = match.group(1).replace("_", "-")
-    container = _CONTAINER.fullmatch(last)
+    parts = path.rstrip("/").split("/")
+    # The container's own cgroup is the last component, or the one before a runtime's
+    # sub-cgroup (crun under CRI-O on cgroup v2 puts processes in ".../crio-<id>.scope/container").
+    for last in reversed(parts[-2:]):
+        # containerd on cgroup v1 with the systemd driver: "<pod slice>:cri-containerd:<id>"
+        if last.count(":") == 2:
+            slice_part, prefix, cid = last.split(":")
+            last = f"{prefix}-{cid}"
+            for match in _POD_UID.finditer(slice_part):
+                pod = match.group(1).replace("_", "-")
+        container = _CONTAINER.fullmatch(last)
+        if container is not None:
+            break
     if pod is None or container is None:
         return None
     runtime = _RUNTIMES.get(container.group("prefix") or "", "unknown")

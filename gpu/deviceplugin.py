@@ -42,7 +42,7 @@ from gpu._proto import deviceplugin_v1beta1_pb2 as pb
 from gpu._proto import deviceplugin_v1beta1_pb2_grpc as pb_grpc
 from gpu.allocation import check_allocation, preferred_allocation
 from gpu.config import GpuConfig, SharingEntry, Strategy
-from gpu.errors import AllocationError, CannotFitError, KubeletError, NvmlError
+from gpu.errors import AllocationError, CannotFitError, GpuError, KubeletError, NvmlError
 from gpu.metadevices import Inventory, build_inventory, guarantee_bytes, parse_id
 from gpu.models import MIB, GpuDevice
 from gpu.nvml import Nvml
@@ -275,7 +275,10 @@ class DevicePlugin:
 
     async def _health_loop(self) -> None:
         while True:
-            self.refresh()
+            try:
+                self.refresh()
+            except GpuError as exc:  # keep watching; the last listing stays advertised
+                log.warning("%s: device refresh failed: %s", self.entry.resource, exc)
             await asyncio.sleep(self.config.health_interval_s)
 
     async def _wait_for_restart(self, registered: tuple[int, int] | None) -> None:

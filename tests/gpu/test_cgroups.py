@@ -29,6 +29,11 @@ CASES = [
         CgroupContainer(UID, CID, "cri-o", 2),
     ),
     (
+        "v2 systemd cri-o with crun's container sub-cgroup",
+        f"0::/kubepods.slice/kubepods-pod{UNDERSCORED}.slice/crio-{CID}.scope/container\n",
+        CgroupContainer(UID, CID, "cri-o", 2),
+    ),
+    (
         "v2 systemd docker besteffort",
         f"0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{UNDERSCORED}.slice/docker-{CID}.scope\n",
         CgroupContainer(UID, CID, "docker", 2),
