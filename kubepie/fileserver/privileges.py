@@ -4,7 +4,8 @@ The order is fixed: ``setgroups`` (needs root), ``setgid`` (needs root once the 
 set), ``setuid`` last (after it nothing else may change). ``setresgid``/``setresuid`` set the
 real, effective and saved ids together, so no saved id can bring root back. :func:`verify_dropped`
 then checks what the kernel reports and that ``setuid(0)`` fails; a process that cannot prove
-the drop refuses to go on (:class:`PrivilegeError`).
+the drop refuses to go on (:class:`PrivilegeError`). Last, ``PR_SET_NO_NEW_PRIVS`` is set, so
+not even a set-uid program could hand privileges back.
 
 :func:`run_dropped` forks a child of an already-imported parent, drops in the child and runs a
 callable there, without ``exec`` (the parent's interpreter may live in a directory the dropped
@@ -13,6 +14,7 @@ user cannot read).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import traceback
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubepie.fileserver.errors import FileServerError
+
+_PR_SET_NO_NEW_PRIVS = 38
 
 
 class PrivilegeError(FileServerError):
@@ -63,6 +67,15 @@ def drop_privileges(target: Credentials) -> None:
     except OSError as exc:
         raise PrivilegeError(f"could not drop to uid {target.uid}: {exc.strerror}") from exc
     verify_dropped(target)
+    no_new_privileges()
+
+
+def no_new_privileges() -> None:
+    """``PR_SET_NO_NEW_PRIVS``: no exec'd program (set-uid binaries included) gains privileges."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise PrivilegeError(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(err)}")
 
 
 def verify_dropped(target: Credentials) -> None:

@@ -103,6 +103,7 @@ def test_process_runs_with_exactly_the_users_ids(alice: Server) -> None:
     assert sorted(int(g) for g in status["Groups"].split()) == list(ALICE.gids)
     assert status["CapEff"] == "0000000000000000"
     assert status["CapPrm"] == "0000000000000000"
+    assert status["NoNewPrivs"] == "1"
 
 
 def test_unix_socket_is_private_to_the_parent(alice: Server) -> None:
