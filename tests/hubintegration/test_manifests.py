@@ -157,6 +157,20 @@ def _env(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
+def test_hub_config_names_real_traits(values: dict[str, Any]) -> None:
+    from jupyterhub.app import JupyterHub
+    from oauthenticator.generic import GenericOAuthenticator
+
+    classes = {
+        "JupyterHub": JupyterHub,
+        "Authenticator": GenericOAuthenticator,
+        "GenericOAuthenticator": GenericOAuthenticator,
+    }
+    for section, traits in values["hub"]["config"].items():
+        known = set(classes[section].class_trait_names(config=True))
+        assert set(traits) <= known, (section, set(traits) - known)
+
+
 def test_extra_config_installs_the_hooks(hub_config: Config, values: dict[str, Any]) -> None:
     hooks = hub_config.Spawner.pre_spawn_hook.__self__
     assert isinstance(hooks, KubePieHooks)
