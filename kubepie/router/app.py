@@ -1,0 +1,232 @@
+"""Assemble the router from its settings: services opened once, two ASGI apps sharing them.
+
+:func:`open_router` is the lifespan of ``kubepie serve``: it opens the HTTP client (issuer
+discovery, JWKS, token endpoint), the credential store, the identity directory and snapshot
+store, the accounting log and the upstream pool, builds the main app (web, API, ``/dav``) and
+the S3 app on top of one :class:`~kubepie.router.context.RouterContext`, and closes everything
+when the block ends. The backend and the metrics registry are injected: the caller owns them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from identity.cache import CachedDirectory
+from identity.claims import ClaimsPolicy
+from identity.directory import Directory
+from identity.errors import IdentityError
+from identity.tokens import IssuerSettings, TokenSettings, TokenValidator
+from kubepie.credentials.cipher import SecretCipher
+from kubepie.credentials.errors import CredentialError
+from kubepie.credentials.sqlite import SqliteCredentialStore
+from kubepie.router.accounting import AccountingLog
+from kubepie.router.api import Api, error_response
+from kubepie.router.authn import Authenticator
+from kubepie.router.context import RouterContext
+from kubepie.router.dav import DavApp
+from kubepie.router.errors import RouterError
+from kubepie.router.identities import ClaimsSnapshots, IdentityResolver
+from kubepie.router.login import Login, LoginSettings
+from kubepie.router.metrics import RouterMetrics
+from kubepie.router.paths import DAV_PREFIX
+from kubepie.router.servers import ServerPool
+from kubepie.router.session import CookieSealer
+from kubepie.router.upstream import UpstreamPool
+from kubepie.settings.models import KubePieSettings
+
+#: Seconds the router waits for the issuer (discovery, keys, token endpoint).
+ISSUER_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouterApps:
+    main: ASGIApp
+    s3: ASGIApp
+    context: RouterContext
+
+
+class Dispatcher:
+    """``/dav`` straight to the WebDAV forwarder (no framework on the data path), the rest to
+    Starlette."""
+
+    def __init__(self, dav: ASGIApp, web: ASGIApp) -> None:
+        self.dav = dav
+        self.web = web
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path == DAV_PREFIX or path.startswith(DAV_PREFIX + "/"):
+                await self.dav(scope, receive, send)
+                return
+        elif scope["type"] == "lifespan":
+            return
+        await self.web(scope, receive, send)
+
+
+def claims_policy(settings: KubePieSettings) -> ClaimsPolicy:
+    ident = settings.identity
+    return ClaimsPolicy(
+        username_claim=ident.username_claim,
+        uid_claim=ident.uid_claim,
+        gid_claim=ident.gid_claim,
+        gids_claim=ident.gids_claim,
+        groups_claim=ident.groups_claim,
+        min_uid=ident.min_uid,
+        allowed_groups=frozenset(ident.allowed_groups) or None,
+    )
+
+
+def build_directory(settings: KubePieSettings) -> Directory | None:
+    """The configured directory (cached), or ``None`` for ``identity.source: claims``."""
+    ident = settings.identity
+    inner: Directory
+    if ident.source == "ldap":
+        from identity.ldap import LdapDirectory
+
+        assert ident.ldap is not None
+        inner = LdapDirectory(ident.ldap.directory_settings())
+    elif ident.source == "static":
+        from identity.static import StaticDirectory
+
+        assert ident.static_file is not None
+        inner = StaticDirectory.load(ident.static_file)
+    else:
+        return None
+    return CachedDirectory(inner, ident.cache_ttl)
+
+
+def token_validators(
+    settings: KubePieSettings, http: httpx.AsyncClient
+) -> tuple[TokenValidator, TokenValidator]:
+    """Validators for bearer access tokens (our audiences) and for ID tokens (our client id)."""
+    oidc = settings.oidc
+    issuer = str(oidc.issuer)
+
+    def validator(audiences: tuple[str, ...]) -> TokenValidator:
+        return TokenValidator(
+            TokenSettings(issuers=(IssuerSettings(issuer, audiences),), leeway_s=oidc.leeway),
+            http,
+        )
+
+    return validator(oidc.accepted_audiences), validator((oidc.client_id,))
+
+
+async def _known_error(request: Request, exc: Exception) -> Response:
+    return error_response(exc)
+
+
+def _home(request: Request) -> Response:
+    return HTMLResponse(
+        "<!doctype html><title>KubePie</title><h1>KubePie</h1>"
+        '<p><a href="/login">Log in</a> · <a href="/api/v1/whoami">Who am I</a> · '
+        '<a href="/logout">Log out</a></p>'
+    )
+
+
+async def _home_endpoint(request: Request) -> Response:
+    return _home(request)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": "NotFound", "message": "no such route"}, 404)
+
+
+@contextlib.asynccontextmanager
+async def open_router(
+    settings: KubePieSettings,
+    backend: ServerPool,
+    *,
+    registry: CollectorRegistry,
+    directory: Directory | None = None,
+) -> AsyncIterator[RouterApps]:
+    """Open every service, yield the apps, close everything. ``directory`` overrides the
+    configured one (e.g. a directory shared with other components of one process)."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=ISSUER_TIMEOUT_S))
+        keys = settings.credentials.keys()
+        store = await SqliteCredentialStore.open(
+            settings.credentials_database,
+            SecretCipher(keys),
+            settings.credentials.policy(),
+        )
+        stack.push_async_callback(store.close)
+        policy = claims_policy(settings)
+        directory = directory if directory is not None else build_directory(settings)
+        snapshots = None
+        if directory is None:
+            fields = (
+                policy.username_claim,
+                policy.uid_claim,
+                policy.gid_claim,
+                policy.gids_claim,
+                policy.groups_claim,
+            )
+            snapshots = ClaimsSnapshots(settings.state_dir / "identities.sqlite3", fields)
+            stack.callback(snapshots.close)
+        resolver = IdentityResolver(policy, directory=directory, snapshots=snapshots)
+        sealer = CookieSealer.from_materials([k.material for k in keys])
+        access_tokens, id_tokens = token_validators(settings, http)
+        accounting = AccountingLog.open(settings.accounting.log_file)
+        stack.callback(accounting.close)
+        pool = UpstreamPool()
+        stack.push_async_callback(pool.aclose)
+        ctx = RouterContext(
+            authenticator=Authenticator(access_tokens, resolver, store, sealer),
+            store=store,
+            backend=backend,
+            pool=pool,
+            accounting=accounting,
+            metrics=RouterMetrics(registry, backend.running),
+        )
+        session_claims = tuple(
+            dict.fromkeys(
+                (
+                    policy.username_claim,
+                    policy.uid_claim,
+                    policy.gid_claim,
+                    policy.gids_claim,
+                    policy.groups_claim,
+                )
+            )
+        )
+        login = Login(
+            LoginSettings(
+                issuer=str(settings.oidc.issuer),
+                client_id=settings.oidc.client_id,
+                client_secret=settings.oidc.client_secret.get_secret_value(),
+                scopes=settings.oidc.scopes,
+                public_url=str(settings.public_url),
+                session_claims=session_claims,
+            ),
+            http,
+            id_tokens,
+            resolver,
+            sealer,
+        )
+        web = Starlette(
+            routes=[
+                Route("/", _home_endpoint, methods=["GET"]),
+                *login.routes(),
+                *Api(ctx).routes(),
+            ],
+            exception_handlers={
+                RouterError: _known_error,
+                IdentityError: _known_error,
+                CredentialError: _known_error,
+                404: _not_found,
+            },
+        )
+        from kubepie.router.s3front import S3Front
+
+        yield RouterApps(Dispatcher(DavApp(ctx), web), S3Front(ctx), ctx)

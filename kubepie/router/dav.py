@@ -1,0 +1,107 @@
+"""``/dav/<mount>/<path>``: WebDAV and plain HTTPS GET/PUT, authenticated and forwarded.
+
+A raw ASGI app (no per-request framework objects on the data path). For each request:
+authenticate (bearer, Basic app credential, session cookie), decode the path the way the file
+server will, check the credential's prefix / read-only flag and the token's WLCG scopes for the
+path (and for ``Destination`` of COPY/MOVE, whose header is rewritten to a plain path on this
+host), then forward to the user's server and account for it. WebDAV headers (``Depth``,
+``Overwrite``, ``If``, ``Lock-Token``, ``Timeout``), ranges and conditional headers pass as
+they are.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import Receive, Scope, Send
+
+from kubepie.router.access import check
+from kubepie.router.accounting import RequestRecord
+from kubepie.router.context import RouterContext
+from kubepie.router.errors import BadRequest
+from kubepie.router.paths import (
+    dav_operations,
+    dav_path,
+    destination_operation,
+    destination_path,
+)
+from kubepie.router.proxy import Transfer
+from kubepie.router.responses import send_error
+from kubepie.router.servers import Upstream
+
+LISTENER = "dav"
+
+
+def _address(upstream: Upstream) -> str:
+    return upstream.address
+
+
+def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Lower-case name → first value (latin-1), for the checks; forwarding uses the raw list."""
+    out: dict[str, str] = {}
+    for name, value in raw:
+        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
+class DavApp:
+    def __init__(self, ctx: RouterContext) -> None:
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        record = RequestRecord(method, scope["path"], started=time.monotonic())
+        transfer = Transfer()
+        try:
+            await self._handle(scope, receive, send, method, raw_path, record, transfer)
+        except Exception as exc:
+            if transfer.started_response:
+                raise
+            record.status = await send_error(send, exc, json_body=False)
+        else:
+            record.status = transfer.status
+        finally:
+            record.bytes_in, record.bytes_out = transfer.bytes_in, transfer.bytes_out
+            self.ctx.account(LISTENER, record)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        method: str,
+        raw_path: bytes,
+        record: RequestRecord,
+        transfer: Transfer,
+    ) -> None:
+        headers = header_map(scope["headers"])
+        principal = await self.ctx.authenticator.authenticate(headers)
+        record.principal = principal
+        try:
+            path = dav_path(raw_path.decode("ascii"))
+        except UnicodeDecodeError as exc:
+            raise BadRequest("path is not ASCII (percent-encode it)") from exc
+        record.mount, record.path = path.mount, path.text
+        check(principal, path, dav_operations(method, headers))
+        replace: dict[bytes, bytes] = {}
+        if method.upper() in {"COPY", "MOVE"}:
+            destination = headers.get("destination")
+            if not destination:
+                raise BadRequest("COPY and MOVE need a Destination header")
+            raw_dest, dest = destination_path(destination, headers.get("host", ""))
+            check(principal, dest, (destination_operation(method, headers),))
+            replace[b"destination"] = raw_dest.encode("latin-1")
+        query: bytes = scope.get("query_string", b"")
+        target = raw_path + (b"?" + query if query else b"")
+        await self.ctx.forward(
+            principal.identity,
+            _address,
+            method=method,
+            target=target,
+            headers=scope["headers"],
+            receive=receive,
+            send=send,
+            transfer=transfer,
+            replace=replace,
+        )

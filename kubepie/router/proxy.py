@@ -1,0 +1,232 @@
+"""Forward one ASGI request to a file server and stream the answer back.
+
+* Bodies stream in both directions and are never held whole: the request body goes to the
+  file server as uvicorn hands it over, the response body leaves as the file server sends it
+  (with back-pressure, see :mod:`kubepie.router.upstream`).
+* Hop-by-hop headers are dropped both ways; so are the client's ``Authorization``, ``Cookie``
+  and every ``X-KubePie-*`` header (the file server must see neither user secrets nor
+  anything the client claims about itself). The per-server secret is added.
+* A client that goes away aborts the upstream exchange at once (the file server sees its
+  connection close; an upload in flight is not committed).
+* :class:`~kubepie.router.errors.UpstreamUnavailable` is raised only while nothing of the
+  request has been consumed, so the caller may restart the server and try again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Message, Receive, Send
+
+from kubepie.router.errors import UpstreamBroken, UpstreamUnavailable
+from kubepie.router.upstream import Headers, ResponseHead, UpstreamPool, request_head
+
+#: Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus framing.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"expect",
+    }
+)
+#: Never forwarded upstream: user secrets, and headers only the router may set.
+PRIVATE = frozenset({b"authorization", b"cookie"})
+PRIVATE_PREFIX = b"x-kubepie-"
+SECRET_HEADER = b"x-kubepie-server-secret"
+
+#: Called with each piece of the request body before it is forwarded, and with ``b""`` once
+#: the body has ended; raising stops the exchange (the file server sees the connection drop).
+BodyCheck = Callable[[bytes], None]
+
+
+@dataclass(slots=True)
+class Transfer:
+    """Counters of one forwarded exchange."""
+
+    status: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    started_response: bool = False
+
+
+def upstream_headers(
+    client: Iterable[tuple[bytes, bytes]],
+    secret: str,
+    *,
+    replace: dict[bytes, bytes] | None = None,
+) -> tuple[Headers, int | None, bool]:
+    """Headers for the file server, the request's content length and whether it is chunked.
+
+    Pure. ``replace`` sets headers (lower-case names) to new values, e.g. a rewritten
+    ``Destination``.
+    """
+    out: Headers = []
+    length: int | None = None
+    chunked = False
+    connection_tokens: set[bytes] = set()
+    items = list(client)
+    for name, value in items:
+        if name.lower() == b"connection":
+            connection_tokens.update(t.strip().lower() for t in value.split(b","))
+    replace = replace or {}
+    for name, value in items:
+        lower = name.lower()
+        if lower == b"content-length":
+            length = int(value)
+            continue
+        if lower == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+            continue
+        if (
+            lower in HOP_BY_HOP
+            or lower in PRIVATE
+            or lower.startswith(PRIVATE_PREFIX)
+            or lower in connection_tokens
+            or lower in replace
+        ):
+            continue
+        out.append((lower, value))
+    out.extend(replace.items())
+    out.append((SECRET_HEADER, secret.encode("latin-1")))
+    if chunked:
+        out.append((b"transfer-encoding", b"chunked"))
+    else:
+        out.append((b"content-length", str(length or 0).encode()))
+    return out, (None if chunked else (length or 0)), chunked
+
+
+def response_headers(upstream: Headers) -> Headers:
+    """The file server's headers minus hop-by-hop ones (content-length is kept). Pure."""
+    tokens: set[bytes] = set()
+    for name, value in upstream:
+        if name == b"connection":
+            tokens.update(t.strip().lower() for t in value.split(b","))
+    return [
+        (name, value)
+        for name, value in upstream
+        if name == b"content-length" or (name not in HOP_BY_HOP and name not in tokens)
+    ]
+
+
+async def forward(
+    pool: UpstreamPool,
+    address: str,
+    secret: str,
+    *,
+    method: str,
+    target: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+    receive: Receive,
+    send: Send,
+    transfer: Transfer,
+    replace: dict[bytes, bytes] | None = None,
+    body_check: BodyCheck | None = None,
+) -> None:
+    """Send the request to ``address`` and stream the response to ``send``; see the module."""
+    out_headers, length, chunked = upstream_headers(headers, secret, replace=replace)
+    conn = await pool.acquire(address)  # UpstreamUnavailable: nothing consumed yet
+    head_future = conn.start(head_only=method == "HEAD")
+    disconnected = asyncio.Event()
+    pump: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    clean = False
+
+    async def pump_body() -> None:
+        nonlocal watcher
+        remaining = length
+        more = chunked or bool(length)
+        while more:
+            message: Message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.set()
+                conn.abort()
+                return
+            data: bytes = message.get("body", b"")
+            more = message.get("more_body", False)
+            if data:
+                if body_check is not None:
+                    body_check(data)
+                transfer.bytes_in += len(data)
+                if chunked:
+                    await conn.write(b"%x\r\n" % len(data) + data + b"\r\n")
+                else:
+                    await conn.write(data)
+                    if remaining is not None:
+                        remaining -= len(data)
+        if body_check is not None:
+            body_check(b"")  # the end of the body: a checker verifies what must be complete
+        if chunked:
+            await conn.write(b"0\r\n\r\n")
+        watcher = asyncio.create_task(watch_disconnect())
+
+    async def watch_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.set()
+                conn.abort()
+                return
+
+    try:
+        try:
+            await conn.write(request_head(method, target, out_headers))
+        except UpstreamBroken as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        pump = asyncio.create_task(pump_body())
+        try:
+            head = await _first(head_future, pump)
+        except UpstreamBroken as exc:
+            if transfer.bytes_in == 0 and not disconnected.is_set():
+                raise UpstreamUnavailable(str(exc)) from exc
+            raise
+        transfer.status = head.status
+        await send(
+            {
+                "type": "http.response.start",
+                "status": head.status,
+                "headers": response_headers(head.headers),
+            }
+        )
+        transfer.started_response = True
+        async for chunk in conn.body():
+            transfer.bytes_out += len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if disconnected.is_set():
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if pump.done() and pump.exception() is None and not disconnected.is_set():
+            clean = True
+    finally:
+        for task in (pump, watcher):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if clean:
+            pool.release(conn)
+        else:
+            pool.discard(conn)
+
+
+async def _first(head: asyncio.Future[ResponseHead], pump: asyncio.Task[None]) -> ResponseHead:
+    """The response head; a failure of the body pump (client gone, bad chunk) wins first."""
+    waiting: set[asyncio.Future[Any]] = {head, pump}
+    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    if pump in done:
+        error = pump.exception()
+        if error is not None:
+            head.cancel()
+            raise error
+    return await head

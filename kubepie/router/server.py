@@ -1,0 +1,92 @@
+"""Run the router's two listeners (main and S3) in one event loop until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Generator
+from typing import Protocol
+
+import uvicorn
+import uvloop
+from prometheus_client import CollectorRegistry
+
+from kubepie.router.app import RouterApps, open_router
+from kubepie.router.servers import ServerPool
+from kubepie.settings.models import KubePieSettings
+
+log = logging.getLogger("kubepie.router")
+
+
+class ClosingPool(ServerPool, Protocol):
+    async def aclose(self) -> None: ...
+
+
+#: Builds the backend from the settings and the metrics registry (wired by ``kubepie serve``).
+BackendFactory = Callable[[KubePieSettings, CollectorRegistry], ClosingPool]
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def uvicorn_config(app: object, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        lifespan="off",
+        log_level=log_level,
+        access_log=False,
+        http="httptools",
+        loop="none",
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running_router(
+    settings: KubePieSettings, make_backend: BackendFactory, registry: CollectorRegistry
+) -> AsyncIterator[RouterApps]:
+    backend = make_backend(settings, registry)
+    try:
+        async with open_router(settings, backend, registry=registry) as apps:
+            yield apps
+    finally:
+        await backend.aclose()
+
+
+async def serve(settings: KubePieSettings, make_backend: BackendFactory, log_level: str) -> None:
+    registry = CollectorRegistry()
+    async with running_router(settings, make_backend, registry) as apps:
+        listen = settings.listen
+        servers = [_Server(uvicorn_config(apps.main, listen.host, listen.port, log_level))]
+        if settings.s3_listen is not None:
+            s3 = settings.s3_listen
+            servers.append(_Server(uvicorn_config(apps.s3, s3.host, s3.port, log_level)))
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            for server in servers:
+                server.should_exit = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop)
+        log.info("router on %s:%d (public URL %s)", listen.host, listen.port, settings.public_url)
+        await asyncio.gather(*(server.serve() for server in servers))
+
+
+def serve_forever(
+    settings: KubePieSettings, make_backend: BackendFactory, *, log_level: str = "info"
+) -> int:
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings, make_backend, log_level))
+    return 0

@@ -1,0 +1,176 @@
+"""A real router for the tests: ``kubepie serve``'s code in its own process, the real
+oidc-provider as the issuer, real per-user file servers (see :mod:`.backend`).
+
+Storage lives under a world-traversable directory in ``/tmp`` (the servers drop to the users'
+uids and must reach it): ``home/<user>`` (0700, the user's), ``data`` (read-only mount) and
+``group/<group>`` (0770, the group's).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.fixtures.oidc import OidcClient, OidcProvider, drive_login
+from tests.support import ManagedProcess, free_port
+
+USERS = {"alice": (10001, 10001), "bob": (10002, 10002), "carol": (10003, 10003)}
+GROUPS = {"physics": 20001, "beamline-x": 20002, "alice": 10001, "bob": 10002, "carol": 10003}
+
+
+@dataclass
+class Router:
+    url: str
+    s3_url: str
+    area: Path
+    config: Path
+    client: OidcClient
+    provider: OidcProvider
+    env: dict[str, str]
+    proc: ManagedProcess | None = None
+
+    @property
+    def accounting(self) -> Path:
+        return self.area / "accounting.jsonl"
+
+    def start(self) -> None:
+        self.proc = ManagedProcess(
+            "router",
+            [sys.executable, "-m", "tests.kubepie.router.launch", str(self.config), str(self.area)],
+            self.area / "logs" / "router.log",
+            env=self.env,
+        ).start()
+        port = int(self.url.rsplit(":", 1)[1])
+        self.proc.wait_for_port(port)
+        self.proc.wait_for_port(int(self.s3_url.rsplit(":", 1)[1]))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def home(self, user: str) -> Path:
+        return self.area / "home" / user
+
+
+def _storage(area: Path) -> None:
+    for user, (uid, gid) in USERS.items():
+        home = area / "home" / user
+        home.mkdir(parents=True)
+        os.chown(home, uid, gid)
+        home.chmod(0o700)
+    for group, gid in GROUPS.items():
+        path = area / "group" / group
+        path.mkdir(parents=True)
+        os.chown(path, 0, gid)
+        path.chmod(0o2770)
+    data = area / "data"
+    data.mkdir()
+    (data / "readme.txt").write_text("shared data\n")
+    data.chmod(0o755)
+    (area / "logs").mkdir()
+
+
+@pytest.fixture(scope="session")
+def router_area() -> Iterator[Path]:
+    area = Path(tempfile.mkdtemp(prefix="kubepie-router-", dir="/tmp"))
+    area.chmod(0o755)
+    _storage(area)
+    try:
+        yield area
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def router(oidc_provider: OidcProvider, router_area: Path) -> Iterator[Router]:
+    port, s3_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    client = oidc_provider.register_client([f"{url}/callback"])
+    config: dict[str, Any] = {
+        "listen": f"127.0.0.1:{port}",
+        "s3_listen": f"127.0.0.1:{s3_port}",
+        "public_url": url,
+        "oidc": {
+            "issuer": oidc_provider.issuer,
+            "client_id": client.client_id,
+            "audiences": ["kubepie"],
+            "scopes": ["openid", "profile", "groups"],
+        },
+        "identity": {
+            "source": "claims",
+            "uid_claim": "uid",
+            "gid_claim": "gid",
+            "gids_claim": "gids",
+        },
+        "mounts": [
+            {"name": "home", "path": f"{router_area}/home/{{username}}"},
+            {"name": "data", "path": f"{router_area}/data", "read_only": True},
+            {"name": "group-{group}", "path": f"{router_area}/group/{{group}}"},
+        ],
+        "state_dir": str(router_area / "state-router"),
+        "accounting": {"log_file": str(router_area / "accounting.jsonl")},
+    }
+    path = router_area / "kubepie.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        "KUBEPIE_OIDC_CLIENT_SECRET": client.client_secret,
+        "KUBEPIE_CREDENTIALS_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "NO_PROXY": "*",
+    }
+    handle = Router(
+        url, f"http://127.0.0.1:{s3_port}", router_area, path, client, oidc_provider, env
+    )
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+async def browser_login(router: Router, username: str) -> httpx.AsyncClient:
+    """An httpx client logged in through ``/login`` and the provider's pages (cookies kept)."""
+    http = httpx.AsyncClient(timeout=30, trust_env=False)
+    callback = await drive_login(
+        http, f"{router.url}/login?next=/api/v1/whoami", username, issuer=router.provider.issuer
+    )
+    assert callback.startswith(f"{router.url}/callback?")
+    response = await http.get(callback)
+    assert response.status_code == 302, response.text
+    assert response.headers["location"] == "/api/v1/whoami"
+    return http
+
+
+async def create_credential(http: httpx.AsyncClient, router: Router, **params: Any) -> Any:
+    response = await http.post(f"{router.url}/api/v1/credentials", json=params)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture
+async def alice_web(router: Router) -> AsyncIterator[httpx.AsyncClient]:
+    http = await browser_login(router, "alice")
+    try:
+        yield http
+    finally:
+        await http.aclose()
+
+
+def basic(cred: dict[str, Any]) -> tuple[str, str]:
+    return (cred["access_key_id"], cred["secret_access_key"])

@@ -1,0 +1,41 @@
+"""Browser login through the real provider's pages, the session cookie, whoami, logout."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.kubepie.router.conftest import Router, browser_login
+
+
+async def test_login_reaches_whoami(router: Router) -> None:
+    http = await browser_login(router, "alice")
+    try:
+        response = await http.get(f"{router.url}/api/v1/whoami")
+        assert response.status_code == 200, response.text
+        me = response.json()
+        assert me["username"] == "alice"
+        assert (me["uid"], me["gid"]) == (10001, 10001)
+        assert me["gids"] == [10001, 20001, 20002]
+        assert set(me["groups"]) == {"alice", "physics", "beamline-x"}
+        assert me["auth"] == "session"
+        cookie = next(c for c in http.cookies.jar if c.name == "kubepie_session")
+        assert cookie.has_nonstandard_attr("HttpOnly")
+        assert "alice" not in (cookie.value or "")  # sealed, not readable
+
+        logout = await http.get(f"{router.url}/logout")
+        assert logout.status_code == 302
+        assert logout.headers["location"].startswith(router.provider.issuer)
+        after = await http.get(f"{router.url}/api/v1/whoami")
+        assert after.status_code == 401
+    finally:
+        await http.aclose()
+
+
+async def test_whoami_without_credentials_is_401_with_challenges(router: Router) -> None:
+    async with httpx.AsyncClient(trust_env=False) as http:
+        response = await http.get(f"{router.url}/api/v1/whoami")
+    assert response.status_code == 401
+    assert response.json()["error"] == "Unauthenticated"
+    challenges = response.headers.get_list("www-authenticate")
+    assert any(c.startswith("Bearer") for c in challenges)
+    assert any(c.startswith("Basic") for c in challenges)
