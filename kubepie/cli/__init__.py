@@ -12,10 +12,10 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from kubepie.cli import credentials, demo, fileserver, nss_sync
+from kubepie.cli import credentials, demo, fileserver, nss_sync, serve
 
 #: Sub-commands, in the order ``kubepie --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (demo, fileserver, nss_sync, credentials)
+COMMANDS: tuple[ModuleType, ...] = (serve, demo, fileserver, nss_sync, credentials)
 
 
 def build_parser() -> argparse.ArgumentParser:
