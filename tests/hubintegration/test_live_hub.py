@@ -2,7 +2,7 @@
 through the REST API, the walltime sidecar stopping one server, the token helper refreshing.
 
 One Hub for the module. Access tokens of the Hub's OIDC client live 4 s, so the token helper
-refreshes several times within the test; the "quick" instance has a 3 s walltime.
+refreshes several times within the test; the "quick" instance has a 6 s walltime.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.fixtures.oidc import AUDIENCE, OidcProvider
 from tests.hubintegration.livehub import LiveHub
 
 TOKEN_TTL = 4
-WALLTIME_S = 3
+WALLTIME_S = 6
 
 
 @pytest.fixture(scope="module")
