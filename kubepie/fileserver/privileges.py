@@ -94,21 +94,33 @@ def verify_dropped(target: Credentials) -> None:
         raise PrivilegeError("the process could regain root after dropping privileges")
 
 
-def run_dropped(target: Credentials, body: Callable[[], int]) -> int:
-    """Fork; in the child drop to ``target`` and ``os._exit(body())``; return the child's pid.
+def fork_child(body: Callable[[], int]) -> int:
+    """Fork; the child runs ``body`` and ``os._exit``s with its result; return the child's pid.
 
-    The child never returns into the caller's stack: any exception (including a failed drop)
-    is printed to stderr and ends the child with status 70, before ``body`` runs.
+    The child never returns into the caller's stack: an exception is printed to stderr and
+    ends the child with status 70.
     """
     pid = os.fork()
     if pid:
         return pid
     status = 70
     try:
-        drop_privileges(target)
         status = body()
     except BaseException:
         traceback.print_exc(file=sys.stderr)
     finally:
         sys.stderr.flush()
         os._exit(status)
+
+
+def run_dropped(target: Credentials, body: Callable[[], int]) -> int:
+    """Fork; in the child drop to ``target``, then ``os._exit(body())``; return the child's pid.
+
+    A failed drop ends the child with status 70 before ``body`` runs.
+    """
+
+    def dropped() -> int:
+        drop_privileges(target)
+        return body()
+
+    return fork_child(dropped)

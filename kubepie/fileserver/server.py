@@ -30,7 +30,12 @@ from kubepie.fileserver.asgi import ASGIApp
 from kubepie.fileserver.auth import AuthGate
 from kubepie.fileserver.dav_app import create_dav_app
 from kubepie.fileserver.mounts import Mounts
-from kubepie.fileserver.privileges import drop_privileges, verify_dropped
+from kubepie.fileserver.privileges import (
+    PrivilegeError,
+    drop_privileges,
+    fork_child,
+    verify_dropped,
+)
 from kubepie.fileserver.settings import (
     Address,
     FileServerSettings,
@@ -142,7 +147,12 @@ def build_apps(
 
 
 def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> None:
-    """Bind, drop privileges (when root and told to), then serve until stopped."""
+    """Bind, drop privileges (when root and told to), then serve until stopped.
+
+    Never serves as root: without ``settings.run_as`` a root process is refused.
+    """
+    if settings.run_as is None and (os.geteuid() == 0 or os.getegid() == 0):
+        raise PrivilegeError("refusing to serve files as root: give the identity to run as")
     socks = [bind(settings.listen)]
     if settings.s3_listen is not None:
         socks.append(bind(settings.s3_listen))
@@ -159,4 +169,25 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
         runner.run(serve(listeners))
 
 
-__all__ = ["Listener", "S3Factory", "TcpAddress", "bind", "build_apps", "run", "serve"]
+def fork_server(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> int:
+    """Run the server in a forked child of this (already imported, typically root) process;
+    return the child's pid. For a local backend: no ``exec``, so the dropped child needs no
+    access to the interpreter's files. Stop it with SIGTERM and reap it with ``waitpid``."""
+
+    def child() -> int:
+        run(settings, s3_factory)
+        return 0
+
+    return fork_child(child)
+
+
+__all__ = [
+    "Listener",
+    "S3Factory",
+    "TcpAddress",
+    "bind",
+    "build_apps",
+    "fork_server",
+    "run",
+    "serve",
+]

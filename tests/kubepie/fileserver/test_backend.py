@@ -7,14 +7,18 @@ physics 20001, beamline-x 20002), bob (10002; physics), carol (10003; beamline-x
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from kubepie.fileserver.server import fork_server
+from kubepie.fileserver.settings import UnixAddress, backend_settings
 from tests.kubepie.fileserver.servers import (
     ALICE,
     BOB,
@@ -174,3 +178,52 @@ def test_put_cannot_replace_a_file_the_user_may_not_write(
     assert (area / "open" / "bob-readonly.txt").read_text() == "bob's words\n"
     assert os.stat(area / "open" / "bob-readonly.txt").st_uid == BOB.uid
     assert not [n for n in os.listdir(area / "open") if ".kubepie-upload-" in n]
+
+
+def test_fork_server_from_a_root_parent_drops_in_the_child(area: Path) -> None:
+    """The local backend's way: fork this (root, already imported) process, no exec."""
+    sock = area / "forked.sock"
+    state = user_dir(area / "state-forked", ALICE, 0o700)
+    settings = backend_settings(
+        {
+            "identity": {
+                "username": "alice",
+                "uid": ALICE.uid,
+                "gid": ALICE.gid,
+                "gids": [20001, 20002],
+            },
+            "mounts": [{"name": "shared", "path": str(area / "shared")}],
+            "secret": SERVER_SECRET,
+            "state_dir": str(state),
+        },
+        listen=UnixAddress(sock),
+        s3_listen=None,
+    )
+    pid = fork_server(settings)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        headers = {"X-KubePie-Server-Secret": SERVER_SECRET}
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), headers=headers) as client:
+            response = _get_when_ready(client, "http://fs/dav/shared/physics.txt")
+            assert response.status_code == 200
+            assert client.get("http://fs/dav/shared/bob-private.txt").status_code == 403
+        status = proc_status(pid)
+        assert status["Uid"].split() == [str(ALICE.uid)] * 4
+        assert os.stat(sock).st_uid == 0
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 0
+
+
+def _get_when_ready(client: httpx.Client, url: str) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return client.get(url)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
