@@ -60,7 +60,7 @@ def hub(
 
 @pytest.fixture(scope="module")
 async def sessions(hub: LiveHub) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    clients = {name: await hub.login(name) for name in ("alice", "bob", "dave")}
+    clients = {name: await hub.login(name) for name in ("alice", "bob", "dave", "rootuser")}
     yield clients
     for client in clients.values():
         await client.aclose()
@@ -126,6 +126,9 @@ async def test_disallowed_profile_through_the_rest_api_is_refused(
     assert refused.status_code == 403
     assert "profile 'beamline' is not available to dave" in refused.json()["message"]
     assert await _servers(hub, "dave") == {}
+    unmappable = await _spawn(hub, "rootuser", "", {"profile": "arc"})
+    assert unmappable.status_code == 403
+    assert "rootuser cannot run a notebook: uid 0 is never mapped" in unmappable.json()["message"]
     allowed = await _spawn(hub, "alice", "big", {"profile": "beamline", "compute": "a100_20g"})
     assert allowed.status_code in (201, 202)
     assert (await _servers(hub, "alice"))["big"]["ready"] is True
