@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from starlette.types import Receive
@@ -20,7 +20,10 @@ from kubepie.s3 import errors, sigv4
 from kubepie.s3.checksums import BodyDigests
 from kubepie.s3.chunked import AwsChunkedDecoder
 
-Sink = Callable[[bytearray], None]
+Buffer = bytes | memoryview
+#: Receives the body in order, as batches of about ``chunk_size`` bytes (blocking; runs in a
+#: worker thread). The buffers are the received ones, not copies: a batch is one ``writev``.
+Sink = Callable[[list[Buffer]], None]
 
 
 class ClientDisconnected(Exception):
@@ -91,33 +94,34 @@ async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: 
     loop = asyncio.get_running_loop()
     digests = plan.digests
 
-    def consume(data: bytearray) -> None:
-        digests.update(data)
-        sink(data)
+    def consume(batch: list[Buffer]) -> None:
+        for piece in batch:
+            digests.update(piece)
+        sink(batch)
 
     pending: asyncio.Future[None] | None = None
-    buffer = bytearray()
+    batch: list[Buffer] = []
+    batched = 0
     total = 0
     try:
         async for raw in _messages(receive):
-            if decoder is None:
-                buffer += raw
-            else:
-                for piece in decoder.feed(raw):
-                    buffer += piece
-            if len(buffer) >= chunk_size:
+            pieces: Iterable[Buffer] = (raw,) if decoder is None else decoder.feed(raw)
+            for piece in pieces:
+                batch.append(piece)
+                batched += len(piece)
+            if batched >= chunk_size:
                 if pending is not None:
                     await pending
-                total += len(buffer)
-                pending = loop.run_in_executor(None, consume, buffer)
-                buffer = bytearray()
+                total += batched
+                pending = loop.run_in_executor(None, consume, batch)
+                batch, batched = [], 0
         trailers = decoder.finish() if decoder is not None else {}
         if pending is not None:
             await pending
             pending = None
-        if buffer:
-            total += len(buffer)
-            await loop.run_in_executor(None, consume, buffer)
+        if batch:
+            total += batched
+            await loop.run_in_executor(None, consume, batch)
     finally:
         if pending is not None:
             # Never leave a write running on a file the caller is about to remove.
@@ -136,10 +140,11 @@ async def read_small_body(receive: Receive, plan: BodyPlan, limit: int) -> bytes
     """The whole (decoded, checked) body of a request that carries a small XML document."""
     collected = bytearray()
 
-    def keep(data: bytearray) -> None:
-        if len(collected) + len(data) > limit:
-            raise errors.InvalidRequest("the request body is too large")
-        collected.extend(data)
+    def keep(batch: list[Buffer]) -> None:
+        for data in batch:
+            if len(collected) + len(data) > limit:
+                raise errors.InvalidRequest("the request body is too large")
+            collected.extend(data)
 
     await stream_body(receive, plan, keep, 64 << 10)
     return bytes(collected)

@@ -47,7 +47,7 @@ async def upload_part(ctx: Context) -> Response:
     plan = plan_body(ctx.request.headers, ctx.verified)
     atomic = await in_thread(multipart.part_file, mount, ctx.settings, upload)
     try:
-        await stream_body(ctx.receive, plan, atomic.write, ctx.settings.chunk_size)
+        await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
         part = await in_thread(multipart.commit_part, atomic, number, plan.digests.md5.hexdigest())
     except BaseException:
         atomic.abort()

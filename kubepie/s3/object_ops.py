@@ -13,7 +13,7 @@ from starlette.types import Send
 
 from kubepie.fileserver.mounts import Mount
 from kubepie.s3 import errors, objects
-from kubepie.s3.body import BodyPlan, plan_body, stream_body
+from kubepie.s3.body import BodyPlan, Buffer, plan_body, stream_body
 from kubepie.s3.conditions import NotModified, check_preconditions, http_date, parse_range
 from kubepie.s3.context import Context, Response, in_thread, user_metadata
 from kubepie.s3.models import ObjectInfo
@@ -122,7 +122,7 @@ async def put_object(ctx: Context) -> Response:
         objects.AtomicFile, obj.path, fsync=ctx.settings.fsync, resource=ctx.key
     )
     try:
-        await stream_body(ctx.receive, plan, atomic.write, ctx.settings.chunk_size)
+        await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
         etag = f'"{plan.digests.md5.hexdigest()}"'
         checksums = {}
         if plan.digests.algorithm and plan.digests.checksum_value:
@@ -144,8 +144,8 @@ async def put_object(ctx: Context) -> Response:
 
 
 async def _put_marker(ctx: Context, obj: objects.ObjectPath, plan: BodyPlan) -> Response:
-    def refuse(data: bytearray) -> None:
-        if data:
+    def refuse(batch: list[Buffer]) -> None:
+        if any(len(data) for data in batch):
             raise errors.InvalidArgument("a key ending in '/' is a folder and holds no data")
 
     await stream_body(ctx.receive, plan, refuse, ctx.settings.chunk_size)

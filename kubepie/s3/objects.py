@@ -30,7 +30,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 DIRECTORY_CONTENT_TYPE = "application/x-directory"
 EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 MAX_KEY_BYTES = 1024
+_IOV_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,21 @@ class AtomicFile:
                 written = os.write(self.fd, view)
                 view = view[written:]
                 self.size += written
+        except OSError as exc:
+            raise errors.from_oserror(exc, self._resource) from exc
+
+    def write_all(self, buffers: Sequence[bytes | memoryview]) -> None:
+        """Write ``buffers`` in order with as few ``writev`` calls as the kernel allows."""
+        views = [memoryview(b) for b in buffers if len(b)]
+        try:
+            while views:
+                written = os.writev(self.fd, views[:_IOV_MAX])
+                self.size += written
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if written:
+                    views[0] = views[0][written:]
         except OSError as exc:
             raise errors.from_oserror(exc, self._resource) from exc
 
