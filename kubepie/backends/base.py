@@ -12,15 +12,19 @@ from identity.models import Identity
 class Upstream:
     """Where one user's file server answers, and the secret it expects.
 
-    ``address`` is ``unix:/path/to.sock`` or ``127.0.0.1:port``; ``secret`` is the per-server
-    secret the router sends as ``X-KubePie-Server-Secret`` (hidden from ``repr``).
+    ``address`` (WebDAV / HTTPS) and ``s3_address`` (S3, or None when the server runs none)
+    are ``unix:/path/to.sock`` or ``127.0.0.1:port``; ``secret`` is the per-server secret the
+    router sends as ``X-KubePie-Server-Secret`` on both (hidden from ``repr``).
     """
 
     address: str
     secret: str
+    s3_address: str | None = None
 
     def __repr__(self) -> str:
-        return f"Upstream(address={self.address!r}, secret=<hidden>)"
+        return (
+            f"Upstream(address={self.address!r}, s3_address={self.s3_address!r}, secret=<hidden>)"
+        )
 
 
 class Backend(Protocol):

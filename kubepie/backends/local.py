@@ -11,6 +11,8 @@
   other can connect to it or reach its path. WebDAV locks persist in
   ``<state_dir>/fileserver/<uid>`` (0700, the user's), which the server reaches through a
   descriptor opened before the drop, so ``state_dir`` itself can stay private.
+* **S3.** Unless built with ``s3=False``, each server also serves S3 on a second socket beside
+  the first (``Upstream.s3_address``), behind the same secret.
 * **Ready before use.** ``ensure`` returns once the server answers a request carrying its
   secret; after ``backend.start_timeout`` it fails with :class:`StartTimeout` (503).
 * **Crashes.** The helper reports every exit; the entry is dropped and the next ``ensure``
@@ -74,11 +76,16 @@ class _Server:
 
     spec: policy.ServerSpec
     socket: Path
+    s3_socket: Path | None
     secret: str = field(repr=False)
     last_used: float
     ready: asyncio.Future[Upstream] = field(repr=False)
     state: Literal["starting", "ready", "retired"] = "starting"
     process: ChildProcess | None = None
+
+    def upstream(self) -> Upstream:
+        s3 = None if self.s3_socket is None else f"unix:{self.s3_socket}"
+        return Upstream(f"unix:{self.socket}", self.secret, s3)
 
 
 class LocalBackend:
@@ -93,6 +100,7 @@ class LocalBackend:
         metrics: BackendMetrics | None = None,
         mode: policy.ProcessMode | None = None,
         evict_idle: float = 5.0,
+        s3: bool = True,
         grace: float = 5.0,
         python: str = sys.executable,
         clock: Callable[[], float] = time.monotonic,
@@ -105,6 +113,7 @@ class LocalBackend:
         self._metrics = metrics or NoMetrics()
         self._mode = mode or policy.process_mode(os.geteuid(), os.getuid())
         self._evict_idle = evict_idle
+        self._s3 = s3
         self._grace = grace
         self._python = python
         self._clock = clock
@@ -116,7 +125,7 @@ class LocalBackend:
         self._task_group: asyncio.TaskGroup | None = None
         self._started: asyncio.Future[None] | None = None
         self._closed = False
-        policy.check_socket_path(self._run_dir / "u4294967295-4294967295.sock")
+        policy.check_socket_path(self._run_dir / "u4294967295-4294967295-s3.sock")
 
     # -- the Backend protocol --------------------------------------------------------------
 
@@ -255,6 +264,9 @@ class LocalBackend:
         entry = _Server(
             spec=spec,
             socket=self._run_dir / f"u{spec.uid}-{self._generation}.sock",
+            s3_socket=self._run_dir / f"u{spec.uid}-{self._generation}-s3.sock"
+            if self._s3
+            else None,
             secret=secrets.token_urlsafe(32),
             last_used=self._clock(),
             ready=asyncio.get_running_loop().create_future(),
@@ -273,6 +285,7 @@ class LocalBackend:
             entry.process = await spawner.spawn(
                 policy.fileserver_document(entry.spec, entry.secret, None),
                 entry.socket,
+                entry.s3_socket,
                 self._user_state_dir(entry.spec),
                 drop=self._mode.privileged,
             )
@@ -305,11 +318,11 @@ class LocalBackend:
             entry.process.pid,
         )
         if entry.state == "retired":  # replaced while it started: a late request still works
-            entry.ready.set_result(Upstream(f"unix:{entry.socket}", entry.secret))
+            entry.ready.set_result(entry.upstream())
             await self._stop(entry)
             return
         entry.state = "ready"
-        entry.ready.set_result(Upstream(f"unix:{entry.socket}", entry.secret))
+        entry.ready.set_result(entry.upstream())
 
     def _user_state_dir(self, spec: policy.ServerSpec) -> Path:
         """``<state_dir>/fileserver/<uid>``, owned by the user (mode 0700)."""
@@ -363,8 +376,10 @@ class LocalBackend:
             )
         self._forget(entry)
         entry.state = "retired"
-        with contextlib.suppress(FileNotFoundError):
-            entry.socket.unlink()
+        for path in (entry.socket, entry.s3_socket):
+            if path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     async def _reap_idle(self) -> None:
         timeout = self._settings.idle_timeout

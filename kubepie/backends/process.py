@@ -131,9 +131,16 @@ class Spawner:
             raise StartFailed("the backend helper process is gone") from exc
 
     async def spawn(
-        self, document: dict[str, Any], socket_path: Path, state_dir: Path | None, *, drop: bool
+        self,
+        document: dict[str, Any],
+        socket_path: Path,
+        s3_socket_path: Path | None,
+        state_dir: Path | None,
+        *,
+        drop: bool,
     ) -> ChildProcess:
-        """Fork a file server for ``document`` listening on ``socket_path``."""
+        """Fork a file server for ``document`` listening on ``socket_path`` (WebDAV) and
+        ``s3_socket_path`` (S3, unless None)."""
         self._requests += 1
         request_id = self._requests
         loop = asyncio.get_running_loop()
@@ -145,6 +152,7 @@ class Spawner:
                 "id": request_id,
                 "document": document,
                 "listen": str(socket_path),
+                "s3_listen": None if s3_socket_path is None else str(s3_socket_path),
                 "state_dir": None if state_dir is None else str(state_dir),
                 "drop": drop,
             }

@@ -7,16 +7,16 @@ those objects (so forked children keep sharing their pages), and then forks. A c
 :mod:`kubepie.fileserver.privileges`), and a fork costs milliseconds where a fresh interpreter
 costs a second. Being single-threaded, this process is safe to fork, unlike the router.
 
-For each spawn the helper, still with the router's ids, binds the unix socket (mode 0600 in the
-router's private 0700 directory: only the router can connect) and opens the user's state
-directory; the child then drops to the user (when the helper is root), reaches the state
-directory through ``/proc/self/fd`` (its path stays private), leaves out mounts whose directory
-does not exist, asks for SIGTERM when the helper dies, and serves.
+For each spawn the helper, still with the router's ids, binds the unix sockets (WebDAV, and S3
+when asked; mode 0600 in the router's private 0700 directory: only the router can connect) and
+opens the user's state directory; the child then drops to the user (when the helper is root),
+reaches the state directory through ``/proc/self/fd`` (its path stays private), leaves out
+mounts whose directory does not exist, asks for SIGTERM when the helper dies, and serves.
 
 Protocol: JSON lines. Requests on stdin::
 
-    {"op": "spawn", "id": N, "document": {...}, "listen": PATH, "state_dir": PATH|null,
-     "drop": BOOL}
+    {"op": "spawn", "id": N, "document": {...}, "listen": PATH, "s3_listen": PATH|null,
+     "state_dir": PATH|null, "drop": BOOL}
     {"op": "signal", "pid": PID, "signal": SIG}
 
 Replies and events on stdout: ``{"op": "ready", "pid": PID}`` once, ``{"op": "spawned",
@@ -46,7 +46,7 @@ from typing import Any
 
 import uvloop
 
-from kubepie.fileserver import server
+from kubepie.fileserver import launch, server
 from kubepie.fileserver.privileges import drop_privileges
 from kubepie.fileserver.settings import (
     FileServerSettings,
@@ -113,27 +113,34 @@ class Zygote:
             _log(f"ignoring unknown request {op!r}")
 
     def spawn(self, request: dict[str, Any]) -> int:
+        s3_listen = request.get("s3_listen")
         settings = backend_settings(
-            request["document"], listen=UnixAddress(Path(request["listen"])), s3_listen=None
+            request["document"],
+            listen=UnixAddress(Path(request["listen"])),
+            s3_listen=UnixAddress(Path(s3_listen)) if s3_listen else None,
         )
         state_dir = request.get("state_dir")
-        sock = server.bind(settings.listen)
+        socks: list[socket.socket] = []
         state_fd = -1
         try:
+            socks.append(server.bind(settings.listen))
+            if settings.s3_listen is not None:
+                socks.append(server.bind(settings.s3_listen))
             if state_dir is not None:
                 state_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             pid = os.fork()
             if pid == 0:  # pragma: no cover (runs in the child, which never returns)
                 status = CHILD_FAILED
                 try:
-                    status = _child(settings, sock, state_fd, bool(request.get("drop")))
+                    status = _child(settings, socks, state_fd, bool(request.get("drop")))
                 except BaseException:
                     traceback.print_exc(file=sys.stderr)
                 finally:
                     sys.stderr.flush()
                     os._exit(status)
         finally:
-            sock.close()
+            for sock in socks:
+                sock.close()
             if state_fd >= 0:
                 os.close(state_fd)
         self.children.add(pid)
@@ -235,13 +242,15 @@ def _present(settings: FileServerSettings) -> FileServerSettings:
     return dataclasses.replace(settings, mounts=tuple(kept))
 
 
-def _child(settings: FileServerSettings, sock: socket.socket, state_fd: int, drop: bool) -> int:
+def _child(
+    settings: FileServerSettings, socks: list[socket.socket], state_fd: int, drop: bool
+) -> int:
     """In the forked child: drop, prepare, serve until SIGTERM. Returns the exit status."""
     helper = os.getppid()
     signal.set_wakeup_fd(-1)
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
-    _close_inherited({sock.fileno(), state_fd})
+    _close_inherited({*(sock.fileno() for sock in socks), state_fd})
     if drop and settings.run_as is not None:
         drop_privileges(settings.run_as)
     # After the drop (a credential change clears it): end with the helper, never outlive it.
@@ -250,9 +259,12 @@ def _child(settings: FileServerSettings, sock: socket.socket, state_fd: int, dro
         return CHILD_FAILED
     state = Path(f"/proc/self/fd/{state_fd}") if state_fd >= 0 else None
     settings = dataclasses.replace(_present(settings), run_as=None, state_dir=state)
-    dav, _ = server.build_apps(settings, None)
+    dav, s3 = server.build_apps(settings, launch.make_s3_app)
+    listeners = [server.Listener(dav, socks[0])]
+    if s3 is not None:
+        listeners.append(server.Listener(s3, socks[1]))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(server.serve([server.Listener(dav, sock)]))
+        runner.run(server.serve(listeners))
     return 0
 
 

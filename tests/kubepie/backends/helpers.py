@@ -56,10 +56,15 @@ def home_mounts(area: Path) -> tuple[MountSpec, ...]:
     return (MountSpec("home", str(area / "home" / "{username}")),)
 
 
-def get(upstream: Upstream, path: str, secret: str | None = None) -> httpx.Response:
-    """``GET path`` on the server behind ``upstream`` (with its secret unless told otherwise)."""
-    assert upstream.address.startswith("unix:")
-    transport = httpx.HTTPTransport(uds=upstream.address.removeprefix("unix:"))
+def get(
+    upstream: Upstream, path: str, secret: str | None = None, *, s3: bool = False
+) -> httpx.Response:
+    """``GET path`` on the server behind ``upstream`` (with its secret unless told otherwise),
+    on its WebDAV listener or, with ``s3``, its S3 listener."""
+    address = upstream.s3_address if s3 else upstream.address
+    assert address is not None
+    assert address.startswith("unix:")
+    transport = httpx.HTTPTransport(uds=address.removeprefix("unix:"))
     with httpx.Client(base_url="http://fileserver", transport=transport, timeout=10) as client:
         return client.get(path, headers={SECRET_HEADER: secret or upstream.secret})
 

@@ -60,13 +60,17 @@ async def make_backend(area: Path) -> AsyncIterator[Factory]:
     made: list[LocalBackend] = []
 
     def make(
-        mounts: tuple[MountSpec, ...] | None = None, grace: float = 1.0, **settings: object
+        mounts: tuple[MountSpec, ...] | None = None,
+        grace: float = 1.0,
+        s3: bool = True,
+        **settings: object,
     ) -> LocalBackend:
         backend = LocalBackend(
             BackendSettings.model_validate({"idle_timeout": 60, **settings}),
             home_mounts(area) if mounts is None else mounts,
             area / f"state-{len(list(area.glob('state-*')))}",
             grace=grace,
+            s3=s3,
         )
         made.append(backend)
         return backend
@@ -102,6 +106,20 @@ async def test_server_runs_as_the_user_and_serves_with_its_secret(make_backend: 
     for name in ("cmdline", "environ"):
         assert upstream.secret.encode() not in proc_file(pid, name)
     assert upstream.secret not in repr(upstream)
+
+
+async def test_s3_listener_answers_behind_the_same_secret(make_backend: Factory) -> None:
+    backend = make_backend()
+    upstream = await backend.ensure(ALICE)
+    assert upstream.s3_address is not None
+    response = get(upstream, "/home/hello.txt", s3=True)
+    assert response.status_code == 200
+    assert response.text == "hello alice\n"
+    assert get(upstream, "/home/hello.txt", secret="x" * 43, s3=True).status_code == 403
+    sock = os.stat(upstream.s3_address.removeprefix("unix:"))
+    assert (sock.st_uid, stat.S_IMODE(sock.st_mode)) == (0, 0o600)
+    without = await make_backend(s3=False).ensure(ALICE)
+    assert without.s3_address is None
 
 
 async def test_socket_is_reachable_only_by_the_router(make_backend: Factory) -> None:
