@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
 
-from tests.kubepie.s3.conftest import S3Server, start_s3
+from kubepie.s3 import sigv4
+from tests.kubepie.s3.conftest import ACCESS_KEY, SECRET_KEY, S3Server, start_s3
 
 
 def _code(exc: pytest.ExceptionInfo[ClientError]) -> str:
@@ -198,3 +201,62 @@ def test_trusted_front_checks_only_the_server_secret(trusted_server: S3Server) -
         assert accepted.status_code == 200, accepted.text
         assert accepted.headers["x-amz-checksum-crc32"] == "NhCmhg=="
     assert (trusted_server.home / "from-router.txt").read_bytes() == b"hello"
+
+
+def _chunk_signed_put(url: str, body: bytes, *, corrupt: bool = False) -> httpx.Response:
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload as the Java SDK sends it, signed here."""
+    parts = urlsplit(url)
+    now = datetime.now(UTC)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz_date[:8]}/us-east-1/s3/aws4_request"
+    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)] + [b""]
+    encoded_length = sum(
+        len(f"{len(c):x};chunk-signature=".encode()) + 64 + 4 + len(c) for c in chunks
+    )
+    headers = {
+        "host": parts.netloc,
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": sigv4.STREAMING_SIGNED,
+        "content-encoding": "aws-chunked",
+        "x-amz-decoded-content-length": str(len(body)),
+        "content-length": str(encoded_length),
+    }
+    signed = sorted(headers)
+    request = sigv4.HttpRequest("PUT", parts.path, "", headers)
+    canonical = sigv4.canonical_request(request, signed, sigv4.STREAMING_SIGNED, presigned=False)
+    key = sigv4.signing_key(SECRET_KEY, amz_date[:8], "us-east-1")
+    previous = hmac.new(key, sigv4.string_to_sign(amz_date, scope, canonical).encode(), "sha256")
+    signature = previous.hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{scope},"
+        f"SignedHeaders={';'.join(signed)},Signature={signature}"
+    )
+    wire = bytearray()
+    for chunk in chunks:
+        to_sign = "\n".join(
+            (
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                amz_date,
+                scope,
+                signature,
+                sigv4.EMPTY_SHA256,
+                hashlib.sha256(chunk).hexdigest(),
+            )
+        )
+        signature = hmac.new(key, to_sign.encode(), "sha256").hexdigest()
+        wire += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
+    if corrupt:
+        wire[100] ^= 1
+    return httpx.put(url, content=bytes(wire), headers=headers, timeout=10)
+
+
+def test_chunk_signed_upload_is_verified_chunk_by_chunk(s3_server: S3Server) -> None:
+    body = bytes(range(256)) * 1000
+    url = f"{s3_server.http_url}/home/chunk-signed.bin"
+    response = _chunk_signed_put(url, body)
+    assert response.status_code == 200, response.text
+    assert (s3_server.home / "chunk-signed.bin").read_bytes() == body
+    forged = _chunk_signed_put(f"{s3_server.http_url}/home/forged.bin", body, corrupt=True)
+    assert forged.status_code == 403
+    assert b"SignatureDoesNotMatch" in forged.content
+    assert not (s3_server.home / "forged.bin").exists()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.type_defs import CompletedPartTypeDef
@@ -139,3 +141,18 @@ def test_upload_part_copy(s3: S3Client) -> None:
         },
     )
     assert s3.get_object(Bucket="home", Key=key)["Body"].read() == source[: 5 * MIB] + b"tail"
+
+
+def test_boto3_managed_transfer_in_parallel_parts(
+    s3: S3Client, s3_server: S3Server, tmp_path: Path
+) -> None:
+    """upload_file / download_file: concurrent UploadParts with CRC32s, ranged GETs."""
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    source = tmp_path / "source.bin"
+    source.write_bytes(os.urandom(12 * MIB + 5))
+    s3.upload_file(str(source), "home", "mp/transfer.bin", Config=config)
+    assert (s3_server.home / "mp" / "transfer.bin").read_bytes() == source.read_bytes()
+    assert s3.head_object(Bucket="home", Key="mp/transfer.bin")["ETag"].endswith('-3"')
+    target = tmp_path / "back.bin"
+    s3.download_file("home", "mp/transfer.bin", str(target), Config=config)
+    assert target.read_bytes() == source.read_bytes()
