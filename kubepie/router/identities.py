@@ -115,7 +115,7 @@ class IdentityResolver:
             raise ValueError("give exactly one of a directory (ldap/static) or snapshots (claims)")
         self._policy = policy
         self._directory = directory
-        self._mapper = DirectoryIdentityMapper(directory, policy) if directory else None
+        self._mapper = DirectoryIdentityMapper(directory, policy) if directory is not None else None
         self._snapshots = snapshots
 
     @property
