@@ -66,7 +66,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from kubepie.demo.runner import DemoOptions, run_demo
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("kubepie demo: %(message)s"))
+    demo_log = logging.getLogger("kubepie.demo")
+    demo_log.addHandler(handler)
+    demo_log.setLevel(logging.INFO)
 
     for flag in ("port", "s3_port", "issuer_port"):
         value = getattr(args, flag)

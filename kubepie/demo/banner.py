@@ -40,11 +40,11 @@ class BannerInfo:
 def _boto3(info: BannerInfo) -> str:
     code = (
         "import boto3; "
-        f"s3 = boto3.client('s3', endpoint_url='{info.endpoints.s3_url}', "
-        f"aws_access_key_id='{info.access_key_id}', "
-        f"aws_secret_access_key='{info.secret_access_key}', region_name='us-east-1'); "
-        "print([o['Key'] for o in s3.list_objects_v2(Bucket='home').get('Contents', [])]); "
-        "print(s3.get_object(Bucket='data', Key='README.md')['Body'].read().decode())"
+        f's3 = boto3.client("s3", endpoint_url="{info.endpoints.s3_url}", '
+        f'aws_access_key_id="{info.access_key_id}", '
+        f'aws_secret_access_key="{info.secret_access_key}", region_name="us-east-1"); '
+        'print([o["Key"] for o in s3.list_objects_v2(Bucket="home").get("Contents", [])]); '
+        'print(s3.get_object(Bucket="data", Key="README.md")["Body"].read().decode())'
     )
     return f"{shlex.quote(info.python)} -c {shlex.quote(code)}"
 
@@ -60,7 +60,10 @@ def commands(info: BannerInfo) -> list[str]:
         f"curl -fsS -u {key}:{secret} {url}/dav/home/notes.txt",
         f"rclone lsf --webdav-url {url}/dav/ --webdav-user {key} "
         f'--webdav-pass "$(rclone obscure -- {secret})" :webdav:home',
-        f"rclone lsf --s3-provider Other --s3-endpoint {info.endpoints.s3_url} "
+        # aws-sdk-go in rclone refuses any AWS_CA_BUNDLE on a plain-http endpoint (which needs
+        # none), so the command clears it.
+        "env -u AWS_CA_BUNDLE rclone lsf --s3-provider Other "
+        f"--s3-endpoint {info.endpoints.s3_url} "
         f"--s3-access-key-id {key} --s3-secret-access-key {secret} :s3:data",
         _boto3(info),
     ]

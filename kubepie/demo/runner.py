@@ -210,6 +210,7 @@ class Demo:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         child: asyncio.subprocess.Process | None = None
+        log.info("starting kubepie serve at %s (log: %s)", endpoints.url, log_file)
         try:
             with log_file.open("ab") as log_stream:
                 child = await asyncio.create_subprocess_exec(
