@@ -215,7 +215,6 @@ def basic(key: str, secret: str) -> str:
 
 async def mint(state: Path, key_text: str, users: list[str]) -> list[tuple[str, str]]:
     cipher = SecretCipher([EncryptionKey.from_text(key_text)])
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
     async with await SqliteCredentialStore.open(state / "credentials.sqlite3", cipher) as store:
         out = []
         for name in users:
@@ -247,7 +246,7 @@ def main() -> int:
 def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
     users = [f"bench{i}" for i in range(n_users)]
     homes = tmp / "home"
-    for i, name in enumerate(users):
+    for name in users:
         (homes / name).mkdir(parents=True)
     first = homes / users[0]
     print(f"preparing a {size_mib} MiB file and 1000 small files...", flush=True)
@@ -265,6 +264,7 @@ def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
     (tmp / "users.yaml").write_text(yaml.safe_dump(directory))
     key_text = base64.b64encode(secrets.token_bytes(32)).decode()
     state = tmp / "state"
+    state.mkdir(mode=0o700)
     creds = asyncio.run(mint(state, key_text, users))
     port, s3_port, direct_port, nginx_port = free_port(), free_port(), free_port(), free_port()
     config = {
