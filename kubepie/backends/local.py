@@ -296,11 +296,20 @@ class LocalBackend:
                 limit=self._settings.start_timeout,
                 exited=entry.process.exited,
             )
-        except (BackendError, OSError, asyncio.CancelledError) as exc:
-            error = exc if isinstance(exc, BackendError) else StartFailed(f"cannot start: {exc}")
-            if isinstance(exc, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError) as exc:  # the task must not end the group
+            error: BackendError
+            if isinstance(exc, BackendError):
+                error = exc
+            elif isinstance(exc, asyncio.CancelledError):
                 error = BackendClosed("the backend is shutting down")
-            log.warning("file server for uid %d did not start: %s", entry.spec.uid, error)
+            else:
+                error = StartFailed(f"cannot start: {exc}")
+            log.warning(
+                "file server for uid %d did not start: %s",
+                entry.spec.uid,
+                error,
+                exc_info=not isinstance(exc, BackendError | OSError | asyncio.CancelledError),
+            )
             self._metrics.spawn_finished(time.monotonic() - began, ok=False)
             if not entry.ready.done():
                 entry.ready.set_exception(error)

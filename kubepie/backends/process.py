@@ -87,7 +87,10 @@ class Spawner:
         assert self._proc.stdout is not None
         try:
             while line := await self._proc.stdout.readline():
-                self._dispatch(_parse(line))
+                try:
+                    self._dispatch(_parse(line))
+                except (KeyError, TypeError, ValueError):
+                    log.error("ignoring a malformed message from the backend helper")
         finally:
             self._alive = False
             gone = StartFailed("the backend helper process exited")
