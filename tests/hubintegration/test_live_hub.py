@@ -8,6 +8,9 @@ refreshes several times within the test; the "quick" instance has a 6 s walltime
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -232,6 +235,26 @@ async def test_token_helper_keeps_a_fresh_access_token_and_hides_the_refresh_tok
     assert endpoint.json()["access_token"]
     _verify(endpoint.json()["access_token"], oidc_provider)
     assert env_page.json()["env"]["BEARER_TOKEN_FILE"] == str(token_file)
+    # kubepie-token falls back to the helper's endpoint when the file is not there
+    env = {
+        **os.environ,
+        "BEARER_TOKEN_FILE": str(token_file) + ".missing",
+        "KUBEPIE_TOKEN_URL": env_page.json()["env"]["KUBEPIE_TOKEN_URL"],
+    }
+    for _ in range(5):  # 4 s tokens are replaced 1 s before expiry: one may be too old
+        printed = await asyncio.to_thread(
+            subprocess.run,
+            [str(Path(sys.executable).parent / "kubepie-token")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if printed.returncode == 0:
+            break
+        await asyncio.sleep(0.3)
+    assert printed.returncode == 0, printed.stderr
+    _verify(printed.stdout.strip(), oidc_provider)
     for text in readable:
         assert refresh_token not in text
         assert helper_hub_token not in text
