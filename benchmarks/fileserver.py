@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -161,7 +162,8 @@ def measure(
         return float(curl(*auth, "-o", "/dev/null", "-w", "%{speed_download}", f"{base}/big.bin"))
 
     def put() -> float:
-        target = f"{base}/upload/put.bin"
+        # One name per server: nginx creates 0600 files that our user may not replace.
+        target = f"{base}/upload/put-{zlib.crc32(base.encode()):08x}.bin"
         return float(
             curl(*auth, "-T", str(big), "-o", "/dev/null", "-w", "%{speed_upload}", target)
         )

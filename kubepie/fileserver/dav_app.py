@@ -7,7 +7,9 @@ The front (:class:`DavFront`) does what must happen before wsgidav sees a reques
   (``%2F`` would become a separator, ``..`` would be folded away) before any check of ours;
 * it turns a client disconnect during the body into an error (see
   :func:`kubepie.fileserver.asgi.disconnect_aware`), so a cut PUT is discarded;
-* it redirects ``/`` to ``/dav/`` for browsers and answers 404 elsewhere.
+* it redirects ``/`` to ``/dav/`` for browsers and answers 404 elsewhere;
+* plain GET/HEAD of a file and plain PUT skip the adapter (:mod:`kubepie.fileserver.dav_get`,
+  :mod:`kubepie.fileserver.dav_put`); everything else goes to wsgidav.
 
 wsgidav runs through the a2wsgi adapter with ``block_size`` of at least 1 MiB (the adapter
 pays per block). Authentication is done before this app (:class:`kubepie.fileserver.auth.
@@ -39,6 +41,7 @@ from kubepie.fileserver.asgi import (
     header,
     send_plain,
 )
+from kubepie.fileserver.dav_get import PlainGet
 from kubepie.fileserver.dav_props import XattrPropertyManager
 from kubepie.fileserver.dav_provider import MountsProvider
 from kubepie.fileserver.dav_put import PlainPut
@@ -129,9 +132,12 @@ def check_request_paths(raw_path: bytes, destination: str | None) -> None:
 class DavFront:
     """The ASGI app serving ``/dav``: path checks, then wsgidav through the adapter."""
 
-    def __init__(self, dav: ASGIApp, plain_put: PlainPut | None = None) -> None:
+    def __init__(
+        self, dav: ASGIApp, plain_put: PlainPut | None = None, plain_get: PlainGet | None = None
+    ) -> None:
         self.dav = dav
         self.plain_put = plain_put
+        self.plain_get = plain_get
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -149,6 +155,11 @@ class DavFront:
         except PathRefused as exc:
             await send_plain(send, exc.status, f"{exc}\n")
             return
+        if scope["method"] in ("GET", "HEAD") and self.plain_get is not None:
+            get_plan = self.plain_get.plan(scope, raw[len(PREFIX) :].decode("ascii"))
+            if get_plan is not None:
+                await self.plain_get.run(get_plan, send)
+                return
         if scope["method"] == "PUT" and self.plain_put is not None:
             plan = self.plain_put.plan(scope, raw[len(PREFIX) :].decode("ascii"))
             if plan is not None:
@@ -167,4 +178,4 @@ def create_dav_app(
     dav_app = WsgiDAVApp(config)
     adapter = WSGIMiddleware(cast(Any, _prepare(dav_app, username)), workers=16)
     plain_put = PlainPut(mounts, dav_app.lock_manager, username, block_size)
-    return DavFront(cast(ASGIApp, adapter), plain_put)
+    return DavFront(cast(ASGIApp, adapter), plain_put, PlainGet(mounts, block_size))

@@ -110,6 +110,20 @@ def test_put_then_get_with_range_and_conditionals(client: httpx.Client) -> None:
     assert client.get("/dav/home/blob.bin", headers={"If-None-Match": etag}).content == b"second"
 
 
+def test_large_get_and_head_match_the_file(client: httpx.Client, area: Path) -> None:
+    body = os.urandom(3 * 1024 * 1024 + 12345)  # several 1 MiB blocks and a short tail
+    (area / "home" / "large.bin").write_bytes(body)
+    got = client.get("/dav/home/large.bin")
+    assert got.status_code == 200
+    assert got.content == body
+    assert got.headers["content-type"] == "application/octet-stream"
+    head = client.head("/dav/home/large.bin")
+    assert head.headers["etag"] == got.headers["etag"]
+    assert head.headers["content-length"] == str(len(body))
+    assert head.content == b""
+    assert client.get("/dav/home/nothing-here.bin").status_code == 404
+
+
 def test_chunked_put_stores_the_whole_body(client: httpx.Client, area: Path) -> None:
     pieces = [os.urandom(300_000) for _ in range(5)]
 
