@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from kubepie.cli.options import add_option
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("port", "s3_port", "issuer_port"):
         value = getattr(args, flag)
         if value is not None and not 0 <= value <= 65535:
-            print(f"kubepie demo: error: --{flag.replace('_', '-')} {value} is not a port")
+            flag_name = "--" + flag.replace("_", "-")
+            print(f"kubepie demo: error: {flag_name} {value} is not a port", file=sys.stderr)
             return 2
     options = DemoOptions(
         base=args.dir or default_dir(),

@@ -334,7 +334,11 @@ class DevIssuer:
                 separator = "&" if "?" in target else "?"
                 target = f"{target}{separator}{urlencode({'state': params['state']})}"
             return RedirectResponse(target, 303)
-        return _page("Logged out", "<p>You are logged out of the demo issuer.</p>")
+        back = ""
+        if client is not None and client.post_logout_redirect_uris:
+            link = html.escape(client.post_logout_redirect_uris[0])
+            back = f'<p><a href="{link}">Back to KubePie</a></p>'
+        return _page("Logged out", f"<p>You are logged out of the demo issuer.</p>{back}")
 
 
 def _password_ok(given: str, expected: str) -> bool:
