@@ -18,7 +18,8 @@
 * **Crashes.** The helper reports every exit; the entry is dropped and the next ``ensure``
   starts a new server. ``report_failure`` probes the server and retires it when it does not
   answer.
-* **Idle and capacity.** A reaper stops servers unused for ``backend.idle_timeout``. A new user
+* **Idle and capacity.** A reaper stops servers unused for ``backend.idle_timeout`` (neither
+  ``ensure`` nor ``touch``, and no I/O by the process: a long transfer keeps it alive). A new user
   beyond ``backend.max_servers`` evicts the least recently used server idle for at least
   ``evict_idle`` seconds; when none is, the request fails with :class:`CapacityExhausted`
   (503) rather than cutting a transfer that may be running.
@@ -82,6 +83,8 @@ class _Server:
     ready: asyncio.Future[Upstream] = field(repr=False)
     state: Literal["starting", "ready", "retired"] = "starting"
     process: ChildProcess | None = None
+    #: The process's I/O counters at the reaper's last look (see :func:`_io_total`).
+    io_seen: int | None = None
 
     def upstream(self) -> Upstream:
         s3 = None if self.s3_socket is None else f"unix:{self.s3_socket}"
@@ -126,6 +129,7 @@ class LocalBackend:
         self._started: asyncio.Future[None] | None = None
         self._closed = False
         policy.check_socket_path(self._run_dir / "u4294967295-4294967295-s3.sock")
+        log.info("local backend %s", self._mode.describe())
 
     # -- the Backend protocol --------------------------------------------------------------
 
@@ -204,11 +208,10 @@ class LocalBackend:
 
     async def start(self) -> None:
         """Prepare the directories, start the reaper and the helper (done by the first
-        ``ensure`` when not called before); logs whether this backend can switch users."""
+        ``ensure`` when not called before)."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             self._prepare_dirs()
-            log.info("local backend %s", self._mode.describe())
             self._supervisor = asyncio.create_task(self._supervise(self._started))
         await asyncio.shield(self._started)
         await self._get_spawner()
@@ -391,17 +394,36 @@ class LocalBackend:
                     path.unlink()
 
     async def _reap_idle(self) -> None:
+        """Stop servers idle for ``idle_timeout``. A server whose I/O counters moved since the
+        last look is busy even without ``touch`` (a long upload or download in progress)."""
         timeout = self._settings.idle_timeout
         interval = max(0.05, min(timeout / 4, 10.0))
         while True:
             await asyncio.sleep(interval)
             now = self._clock()
             for entry in list(self._servers.values()):
-                if entry.state == "ready" and policy.idle_expired(entry.last_used, now, timeout):
+                if entry.state != "ready" or entry.process is None:
+                    continue
+                io = _io_total(entry.process.pid)
+                if io is not None and entry.io_seen is not None and io != entry.io_seen:
+                    entry.last_used = now
+                entry.io_seen = io
+                if policy.idle_expired(entry.last_used, now, timeout):
                     self._retire(entry, f"idle for {timeout:g} s")
 
     def _changed(self) -> None:
         self._metrics.servers_running(len(self._servers))
+
+
+def _io_total(pid: int) -> int | None:
+    """Bytes ``pid`` has read and written so far (``rchar + wchar`` of ``/proc/<pid>/io``:
+    sockets included), or None when they cannot be read."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as stream:
+            fields = dict(line.split(": ", 1) for line in stream.read().splitlines())
+        return int(fields["rchar"]) + int(fields["wchar"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def _consume(future: asyncio.Future[Upstream]) -> None:

@@ -193,6 +193,17 @@ async def test_idle_server_is_stopped(make_backend: Factory) -> None:
     assert backend.running() == 0
 
 
+async def test_a_server_moving_data_is_not_idle_without_touch(make_backend: Factory) -> None:
+    backend = make_backend(idle_timeout=0.5)
+    upstream = await backend.ensure(CAROL)
+    pid = pid_of(backend, CAROL)
+    for _ in range(15):  # 1.5 s of traffic that bypasses the backend (no ensure, no touch)
+        assert get(upstream, "/dav/home/hello.txt").status_code == 200
+        await asyncio.sleep(0.1)
+    assert not gone(pid)
+    await eventually(lambda: gone(pid), within=5)
+
+
 async def test_max_servers_refuses_when_none_is_idle_long_enough(make_backend: Factory) -> None:
     backend = make_backend(max_servers=2)  # evict_idle 5 s: both servers are busy
     await backend.ensure(ALICE)
