@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
 
 from starlette.types import Receive, Scope, Send
 
 from kubepie.credentials.errors import UnknownAccessKey
+from kubepie.credentials.models import ActiveCredential
 from kubepie.router.access import AuthMethod, Principal, check
 from kubepie.router.accounting import RequestRecord
 from kubepie.router.context import RouterContext
@@ -28,6 +28,7 @@ from kubepie.router.responses import is_known, message_of, status_of
 from kubepie.router.servers import s3_address
 from kubepie.s3 import errors as s3_errors
 from kubepie.s3 import sigv4, xml
+from kubepie.s3.auth import SigV4Authenticator
 from kubepie.s3.chunked import AwsChunkedDecoder
 
 LISTENER = "s3"
@@ -112,12 +113,16 @@ class S3Front:
             raw_query=scope.get("query_string", b"").decode("latin-1"),
             headers=sigv4.headers_from_asgi(scope["headers"]),
         )
-        auth = sigv4.parse(request)
-        if auth is None:
-            raise s3_errors.AccessDenied("Anonymous access is not allowed")
-        active = await self.ctx.store.authenticate(auth.credential.access_key)
-        verified = sigv4.verify(request, auth, active.secret_access_key, datetime.now(UTC))
-        credential = active.credential
+        found: list[ActiveCredential] = []
+
+        async def lookup(access_key: str) -> str:
+            active = await self.ctx.store.authenticate(access_key)
+            found.append(active)
+            return active.secret_access_key
+
+        # SigV4 (header, presigned, streaming) and boto3's default SigV2 presigned URLs.
+        verified = await SigV4Authenticator(lookup).authenticate(request)
+        credential = found[0].credential
         await self.ctx.store.record_use(credential)
         identity = await self.ctx.authenticator.resolver.for_owner(credential.owner)
         principal = Principal(identity, AuthMethod.SIGV4, credential=credential)
