@@ -144,7 +144,18 @@ def _writable(environ: Environ, *paths: str) -> None:
             located[0].check_writable()
 
 
-class DavFile(FileResource):  # type: ignore[misc]
+class _CachedRefUrl:
+    """wsgidav asks a resource for its reference URL about ten times per PROPFIND entry."""
+
+    def get_ref_url(self) -> str:
+        url: str | None = self.__dict__.get("_ref_url")
+        if url is None:
+            url = super().get_ref_url()  # type: ignore[misc]
+            self.__dict__["_ref_url"] = url
+        return url
+
+
+class DavFile(_CachedRefUrl, FileResource):  # type: ignore[misc]
     """A regular file in a mount; ``st`` None means a PUT target that does not exist yet."""
 
     def __init__(
@@ -169,6 +180,12 @@ class DavFile(FileResource):  # type: ignore[misc]
 
     def get_etag(self) -> str | None:
         return etag_of(self.file_stat) if self.file_stat else None
+
+    def get_content_type(self) -> str:
+        kind: str | None = self.__dict__.get("_content_type")
+        if kind is None:
+            kind = self.__dict__["_content_type"] = super().get_content_type()
+        return kind
 
     def get_content(self) -> Any:
         with os_errors(self.path):
@@ -224,7 +241,7 @@ class DavFile(FileResource):  # type: ignore[misc]
         return super().set_property_value(name, value, dry_run=dry_run)
 
 
-class DavFolder(FolderResource):  # type: ignore[misc]
+class DavFolder(_CachedRefUrl, FolderResource):  # type: ignore[misc]
     """A directory in a mount (the mount root included, which cannot be deleted or moved)."""
 
     def __init__(
