@@ -253,11 +253,14 @@ class LocalBackend:
         """A starting entry for ``spec``, after making room (synchronous: no other ensure of
         this uid can slip in between the lookup and the insert)."""
         if len(self._servers) >= self._settings.max_servers:
+            now = self._clock()
+            for entry in self._servers.values():
+                _observe_io(entry, now)  # a transfer in progress is not idle
             candidates = (
                 policy.Candidate(uid, e.last_used, e.state == "ready")
                 for uid, e in self._servers.items()
             )
-            victim = policy.eviction_victim(candidates, self._clock(), self._evict_idle)
+            victim = policy.eviction_victim(candidates, now, self._evict_idle)
             if victim is None:
                 raise CapacityExhausted(
                     f"all {self._settings.max_servers} file servers are busy; try again later"
@@ -402,12 +405,9 @@ class LocalBackend:
             await asyncio.sleep(interval)
             now = self._clock()
             for entry in list(self._servers.values()):
-                if entry.state != "ready" or entry.process is None:
+                if entry.state != "ready":
                     continue
-                io = _io_total(entry.process.pid)
-                if io is not None and entry.io_seen is not None and io != entry.io_seen:
-                    entry.last_used = now
-                entry.io_seen = io
+                _observe_io(entry, now)
                 if policy.idle_expired(entry.last_used, now, timeout):
                     self._retire(entry, f"idle for {timeout:g} s")
 
@@ -424,6 +424,16 @@ def _io_total(pid: int) -> int | None:
         return int(fields["rchar"]) + int(fields["wchar"])
     except (OSError, KeyError, ValueError):
         return None
+
+
+def _observe_io(entry: _Server, now: float) -> None:
+    """Count I/O by the server's process since the last look as use at ``now``."""
+    if entry.process is None:
+        return
+    io = _io_total(entry.process.pid)
+    if io is not None and entry.io_seen is not None and io != entry.io_seen:
+        entry.last_used = now
+    entry.io_seen = io
 
 
 def _consume(future: asyncio.Future[Upstream]) -> None:
