@@ -1,5 +1,6 @@
-"""A real router for the tests: ``kubepie serve``'s code in its own process, the real
-oidc-provider as the issuer, real per-user file servers (see :mod:`.backend`).
+"""A real router for the tests: ``kubepie serve`` as a process, the real oidc-provider as the
+issuer, and its local backend starting real per-user file servers (as root, each drops to its
+user's ids).
 
 Storage lives under a world-traversable directory in ``/tmp`` (the servers drop to the users'
 uids and must reach it): ``home/<user>`` (0700, the user's), ``data`` (read-only mount) and
@@ -48,7 +49,7 @@ class Router:
     def start(self) -> None:
         self.proc = ManagedProcess(
             "router",
-            [sys.executable, "-m", "tests.kubepie.router.launch", str(self.config), str(self.area)],
+            [sys.executable, "-m", "kubepie.cli", "serve", "--config", str(self.config)],
             self.area / "logs" / "router.log",
             env=self.env,
         ).start()
