@@ -22,6 +22,7 @@ from mypy_boto3_s3 import S3Client
 from tests.kubepie.fileserver.servers import (
     ACCESS_KEY,
     ALICE,
+    BOB,
     SECRET_KEY,
     SERVER_SECRET,
     Server,
@@ -134,11 +135,15 @@ def test_backend_serves_s3_behind_the_router_with_the_secret(area: Path) -> None
     home = user_dir(area / "backend-home", ALICE, 0o700)
     (home / "kept.txt").write_text("kept\n")
     os.chown(home / "kept.txt", ALICE.uid, ALICE.gid)
+    shared = user_dir(area / "backend-shared", BOB, 0o755)
+    (shared / "bob-only.txt").write_text("bob\n")
+    os.chown(shared / "bob-only.txt", BOB.uid, BOB.gid)
+    os.chmod(shared / "bob-only.txt", 0o600)
     s3_sock = area / "backend-s3.sock"
     srv = start_backend(
         area,
         ALICE,
-        [{"name": "home", "path": str(home)}],
+        [{"name": "home", "path": str(home)}, {"name": "shared", "path": str(shared)}],
         name="backend-both",
         extra=(f"--s3-listen=unix:{s3_sock}",),
     )
@@ -149,8 +154,14 @@ def test_backend_serves_s3_behind_the_router_with_the_secret(area: Path) -> None
             ok = s3.get("/home/kept.txt", headers={"X-KubePie-Server-Secret": SERVER_SECRET})
             assert ok.status_code == 200
             assert ok.text == "kept\n"
+            refused = s3.get(
+                "/shared/bob-only.txt", headers={"X-KubePie-Server-Secret": SERVER_SECRET}
+            )
+            assert refused.status_code == 403
+            assert "<Code>AccessDenied</Code>" in refused.text
         with srv.client() as dav:
             assert dav.get("/dav/home/kept.txt").text == "kept\n"
+            assert dav.get("/dav/shared/bob-only.txt").status_code == 403
         assert oct(os.stat(s3_sock).st_mode & 0o777) == "0o600"
     finally:
         srv.stop()
