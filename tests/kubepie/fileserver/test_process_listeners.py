@@ -139,6 +139,7 @@ def test_backend_serves_s3_behind_the_router_with_the_secret(area: Path) -> None
     (shared / "bob-only.txt").write_text("bob\n")
     os.chown(shared / "bob-only.txt", BOB.uid, BOB.gid)
     os.chmod(shared / "bob-only.txt", 0o600)
+    os.symlink("/etc/shadow", home / "shadow")
     s3_sock = area / "backend-s3.sock"
     srv = start_backend(
         area,
@@ -159,9 +160,12 @@ def test_backend_serves_s3_behind_the_router_with_the_secret(area: Path) -> None
             )
             assert refused.status_code == 403
             assert "<Code>AccessDenied</Code>" in refused.text
+            shadow = s3.get("/home/shadow", headers={"X-KubePie-Server-Secret": SERVER_SECRET})
+            assert shadow.status_code == 403
         with srv.client() as dav:
             assert dav.get("/dav/home/kept.txt").text == "kept\n"
             assert dav.get("/dav/shared/bob-only.txt").status_code == 403
+            assert dav.get("/dav/home/shadow").status_code == 403
         assert oct(os.stat(s3_sock).st_mode & 0o777) == "0o600"
     finally:
         srv.stop()
