@@ -138,6 +138,8 @@ class LocalBackend:
             raise BackendClosed("the backend is shutting down")
         spec = policy.server_spec(identity, self._mounts, self._mode)
         await self.start()
+        if self._closed:
+            raise BackendClosed("the backend is shutting down")
         entry = self._servers.get(spec.uid)
         if entry is not None and entry.spec != spec:
             log.info("identity of uid %d changed; replacing its file server", spec.uid)
@@ -209,6 +211,8 @@ class LocalBackend:
     async def start(self) -> None:
         """Prepare the directories, start the reaper and the helper (done by the first
         ``ensure`` when not called before)."""
+        if self._spawner is not None and self._spawner.alive:
+            return  # the common case, once per request: no lock
         if self._started is None:
             self._started = asyncio.get_running_loop().create_future()
             self._prepare_dirs()

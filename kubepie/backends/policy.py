@@ -4,7 +4,7 @@ document a file server is started with. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,3 +121,20 @@ def check_socket_path(path: Path) -> Path:
             "choose a shorter state_dir"
         )
     return path
+
+
+#: Environment variables the fork helper (and so every user's server) inherits from the router.
+#: An allow-list: the router's environment holds secrets (``KUBEPIE_*`` keys, client secrets)
+#: that a user's process must never see.
+HELPER_ENVIRONMENT = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONUNBUFFERED"}
+)
+
+
+def helper_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` the fork helper gets: :data:`HELPER_ENVIRONMENT` and ``LC_*``."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key in HELPER_ENVIRONMENT or key.startswith("LC_")
+    }

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kubepie.backends.errors import BackendUnavailable, StartFailed
+from kubepie.backends.policy import helper_environment
 
 log = logging.getLogger("kubepie.backends")
 
@@ -64,6 +66,7 @@ class Spawner:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 cwd="/",
+                env=helper_environment(os.environ),  # never the router's secrets
                 start_new_session=True,  # terminal signals go to the router, not to servers
             )
         except OSError as exc:

@@ -122,6 +122,19 @@ async def test_s3_listener_answers_behind_the_same_secret(make_backend: Factory)
     assert without.s3_address is None
 
 
+async def test_router_secrets_in_the_environment_do_not_reach_servers(
+    make_backend: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEPIE_CREDENTIALS_ENCRYPTION_KEY", "router-only-key-6f2d")
+    backend = make_backend()
+    await backend.ensure(DAVE)
+    assert backend.helper_pid is not None
+    for pid in (backend.helper_pid, pid_of(backend, DAVE)):
+        environ = proc_file(pid, "environ")
+        assert b"router-only-key-6f2d" not in environ
+        assert b"PATH=" in environ
+
+
 async def test_socket_is_reachable_only_by_the_router(make_backend: Factory) -> None:
     backend = make_backend()
     upstream = await backend.ensure(BOB)

@@ -112,3 +112,14 @@ def test_every_backend_error_has_a_client_status() -> None:
         kind = getattr(errors, name)
         if isinstance(kind, type) and issubclass(kind, BackendError) and kind is not BackendError:
             assert kind.status in (403, 503), name
+
+
+def test_the_helper_environment_is_an_allow_list() -> None:
+    environ = {
+        "PATH": "/usr/bin",
+        "LC_ALL": "C.UTF-8",
+        "KUBEPIE_OIDC_CLIENT_SECRET": "x",
+        "AWS_SECRET_ACCESS_KEY": "y",
+        "HOME": "/root",
+    }
+    assert policy.helper_environment(environ) == {"PATH": "/usr/bin", "LC_ALL": "C.UTF-8"}
