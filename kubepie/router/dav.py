@@ -27,13 +27,9 @@ from kubepie.router.paths import (
 )
 from kubepie.router.proxy import Transfer
 from kubepie.router.responses import send_error
-from kubepie.router.servers import Upstream
+from kubepie.router.servers import dav_address
 
 LISTENER = "dav"
-
-
-def _address(upstream: Upstream) -> str:
-    return upstream.address
 
 
 def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
@@ -96,7 +92,7 @@ class DavApp:
         target = raw_path + (b"?" + query if query else b"")
         await self.ctx.forward(
             principal.identity,
-            _address,
+            dav_address,
             method=method,
             target=target,
             headers=scope["headers"],

@@ -24,6 +24,11 @@ class Upstream(Protocol):
         """Sent as ``X-KubePie-Server-Secret``; never logged."""
         ...
 
+    @property
+    def s3_address(self) -> str | None:
+        """S3 listener, or ``None`` when the server runs none."""
+        ...
+
 
 class ServerPool(Protocol):
     async def ensure(self, identity: Identity) -> Upstream:
@@ -41,7 +46,9 @@ class ServerPool(Protocol):
     def running(self) -> int: ...
 
 
+def dav_address(upstream: Upstream) -> str | None:
+    return upstream.address
+
+
 def s3_address(upstream: Upstream) -> str | None:
-    """The S3 listener of ``upstream``, when the backend runs one (``s3_address``)."""
-    value = getattr(upstream, "s3_address", None)
-    return value if isinstance(value, str) and value else None
+    return upstream.s3_address

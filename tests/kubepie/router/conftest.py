@@ -27,6 +27,8 @@ import yaml
 from tests.fixtures.oidc import OidcClient, OidcProvider, drive_login
 from tests.support import ManagedProcess, free_port
 
+#: Seconds before an idle user's server is stopped (short, so the lifecycle test can see it).
+IDLE_TIMEOUT = 4
 USERS = {"alice": (10001, 10001), "bob": (10002, 10002), "carol": (10003, 10003)}
 GROUPS = {"physics": 20001, "beamline-x": 20002, "alice": 10001, "bob": 10002, "carol": 10003}
 
@@ -124,6 +126,7 @@ def router(oidc_provider: OidcProvider, router_area: Path) -> Iterator[Router]:
             {"name": "data", "path": f"{router_area}/data", "read_only": True},
             {"name": "group-{group}", "path": f"{router_area}/group/{{group}}"},
         ],
+        "backend": {"idle_timeout": IDLE_TIMEOUT},
         "state_dir": str(router_area / "state-router"),
         "accounting": {"log_file": str(router_area / "accounting.jsonl")},
     }
