@@ -46,6 +46,11 @@ class DemoLayout:
         return self.base / "credentials-key.txt"
 
     @property
+    def printed_credential(self) -> Path:
+        """Owner and id (no secret) of the app credential the last run printed."""
+        return self.base / "printed-credential.json"
+
+    @property
     def config(self) -> Path:
         return self.base / "kubepie.yaml"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import pwd
@@ -27,6 +28,7 @@ import uvicorn
 import yaml
 
 from kubepie.credentials.cipher import EncryptionKey, SecretCipher, generate_key_text
+from kubepie.credentials.errors import CredentialError, CredentialNotFound
 from kubepie.credentials.models import Owner
 from kubepie.credentials.sqlite import SqliteCredentialStore
 from kubepie.demo.accounts import DEMO_USERS, Population, single_user, static_directory
@@ -49,7 +51,7 @@ from kubepie.demo.tokens import TokenMinter
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
-#: Description of the app credential minted at start; older ones are revoked on the next start.
+#: Description of the app credential minted at start; it is revoked on the next start.
 CREDENTIAL_DESCRIPTION = "kubepie demo: printed at start"
 #: Hours the printed bearer token lives.
 TOKEN_HOURS = 8.0
@@ -136,15 +138,35 @@ def _tail(path: Path, limit: int = 3000) -> str:
         return "(no log)"
 
 
+def _printed_before(path: Path) -> tuple[Owner, str] | None:
+    """The owner and id of the credential an earlier run printed, if it left a record."""
+    try:
+        record = json.loads(path.read_text("utf-8"))
+        owner = Owner(record["issuer"], record["sub"], record["username"])
+        return owner, str(record["id"])
+    except (OSError, ValueError, KeyError, TypeError, CredentialError):
+        return None
+
+
 async def mint_app_credential(layout: DemoLayout, key_text: str, owner: Owner) -> tuple[str, str]:
-    """A new app credential of ``owner``, revoking the ones earlier demo runs printed."""
+    """A new app credential of ``owner``, revoking the one the previous run printed.
+
+    The previous owner may differ (another issuer port), so its record is kept in the demo
+    directory rather than looked up by the current owner.
+    """
     cipher = SecretCipher([EncryptionKey.from_text(key_text)])
-    store = await SqliteCredentialStore.open(layout.state / "credentials.sqlite3", cipher)
-    async with store:
-        for old in await store.list_for(owner):
-            if old.description == CREDENTIAL_DESCRIPTION:
-                await store.revoke(owner, old.id)
-        new = await store.create(owner, description=CREDENTIAL_DESCRIPTION)
+    try:
+        store = await SqliteCredentialStore.open(layout.state / "credentials.sqlite3", cipher)
+        async with store:
+            previous = _printed_before(layout.printed_credential)
+            if previous is not None:
+                with contextlib.suppress(CredentialNotFound):
+                    await store.revoke(*previous)
+            new = await store.create(owner, description=CREDENTIAL_DESCRIPTION)
+    except CredentialError as exc:
+        raise DemoError(f"cannot mint the demo app credential: {exc}") from exc
+    record = {"issuer": owner.issuer, "sub": owner.sub, "username": owner.username}
+    layout.printed_credential.write_text(json.dumps({**record, "id": new.id}), "utf-8")
     return new.access_key_id, new.secret_access_key
 
 

@@ -170,6 +170,25 @@ def test_browser_login_at_the_dev_issuer(demo: RunningDemo) -> None:
         client.close()
 
 
+def test_group_areas_follow_membership(demo: RunningDemo) -> None:
+    def status(path: str) -> str:
+        command = (
+            'curl -sS -o /dev/null -w "%{http_code}" -H "Authorization: Bearer $TOKEN" '
+            f"{demo.url}/dav/{path}"
+        )
+        return demo.run(command).stdout
+
+    # alice is in physics and beamline-x: one mount per group.
+    assert status("group-physics/shared-plan.md") == "200"
+    assert status("group-beamline-x/shared-plan.md") == "200"
+    carol = _login(demo, "carol")
+    try:
+        assert carol.get(f"{demo.url}/dav/group-beamline-x/shared-plan.md").status_code == 200
+        assert carol.get(f"{demo.url}/dav/group-physics/shared-plan.md").status_code == 404
+    finally:
+        carol.close()
+
+
 def test_alice_cannot_see_bobs_private_file(demo: RunningDemo) -> None:
     bob = _login(demo, "bob")
     try:
@@ -219,3 +238,29 @@ def test_ctrl_c_stops_everything(demo: RunningDemo) -> None:
         time.sleep(0.1)
     else:
         pytest.fail("the router still listens after Ctrl-C")
+
+
+def test_a_restart_reuses_the_directory_and_revokes_the_old_credential(
+    demo: RunningDemo,
+) -> None:
+    assert demo.process.proc is not None
+    assert demo.process.proc.poll() is not None, "runs after test_ctrl_c_stops_everything"
+    old_basic = demo.commands[3]  # curl -u <old key>:<old secret> .../notes.txt
+    again = ManagedProcess(
+        "kubepie demo (restart)", demo.process.argv, demo.base / "demo-2.log", env=demo.process.env
+    )
+    with again:
+        again.wait_until(
+            lambda: "Press Ctrl-C to stop the demo." in again.log_tail(100_000),
+            timeout=60,
+            what="the banner",
+        )
+        second = RunningDemo(again, demo.base, again.log_tail(100_000))
+        new_basic = second.commands[3]
+        assert new_basic != old_basic
+        assert second.run(new_basic).stdout.startswith("Notes of alice")
+        # Same key, new address: the old command now fails, since its credential is revoked.
+        stale = old_basic.replace(demo.url, second.url)
+        refused = second.run(stale)
+        assert refused.returncode == 22, refused.stdout  # curl -f: HTTP error
+        assert "401" in refused.stderr
