@@ -22,7 +22,8 @@
   ``ensure`` nor ``touch``, and no I/O by the process: a long transfer keeps it alive). A new user
   beyond ``backend.max_servers`` evicts the least recently used server idle for at least
   ``evict_idle`` seconds; when none is, the request fails with :class:`CapacityExhausted`
-  (503) rather than cutting a transfer that may be running.
+  (503) rather than cutting a transfer that may be running. The limit counts servers in the
+  table; an evicted one may still be finishing for up to ``grace`` seconds.
 * **Without root** only the invoking user's uid is served (:class:`IdentityRefused`, 403, for
   anyone else); this is logged when the backend starts.
 * **Shutdown.** ``aclose`` ends the helper, which sends SIGTERM to every server and SIGKILL

@@ -323,6 +323,19 @@ async def test_a_server_that_cannot_start_fails_with_503(area: Path, make_backen
     assert backend.running() == 0
 
 
+async def test_a_server_exiting_before_it_is_ready_fails_with_its_status(
+    make_backend: Factory,
+) -> None:
+    # More supplementary groups than the kernel allows (NGROUPS_MAX 65536): the drop fails.
+    crowded = Identity(ALICE.issuer, "crowded", "crowded", 10005, 10005, tuple(range(30000, 96000)))
+    backend = make_backend()
+    with pytest.raises(StartFailed, match="exit status 70") as failed:
+        await backend.ensure(crowded)
+    assert failed.value.status == 503
+    assert backend.running() == 0
+    assert await backend.ensure(ALICE)  # the backend itself is fine
+
+
 async def test_uid_zero_is_refused(make_backend: Factory) -> None:
     backend = make_backend()
     root = Identity(ALICE.issuer, "root", "root", 0, 0)
