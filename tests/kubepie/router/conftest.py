@@ -35,6 +35,7 @@ GROUPS = {"physics": 20001, "beamline-x": 20002, "alice": 10001, "bob": 10002, "
 
 @dataclass
 class Router:
+    name: str
     url: str
     s3_url: str
     area: Path
@@ -46,13 +47,13 @@ class Router:
 
     @property
     def accounting(self) -> Path:
-        return self.area / "accounting.jsonl"
+        return self.area / f"accounting-{self.name}.jsonl"
 
     def start(self) -> None:
         self.proc = ManagedProcess(
-            "router",
+            self.name,
             [sys.executable, "-m", "kubepie.cli", "serve", "--config", str(self.config)],
-            self.area / "logs" / "router.log",
+            self.area / "logs" / f"{self.name}.log",
             env=self.env,
         ).start()
         port = int(self.url.rsplit(":", 1)[1])
@@ -100,37 +101,43 @@ def router_area() -> Iterator[Path]:
         shutil.rmtree(area, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def router(oidc_provider: OidcProvider, router_area: Path) -> Iterator[Router]:
+CLAIMS_IDENTITY = {"source": "claims", "uid_claim": "uid", "gid_claim": "gid", "gids_claim": "gids"}
+
+
+def start_router(
+    provider: OidcProvider,
+    area: Path,
+    *,
+    name: str,
+    identity: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Router:
+    """Start ``kubepie serve`` (config ``<area>/<name>.yaml``, state ``<area>/state-<name>``)."""
     port, s3_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    client = oidc_provider.register_client([f"{url}/callback"])
+    client = provider.register_client([f"{url}/callback"])
     config: dict[str, Any] = {
         "listen": f"127.0.0.1:{port}",
         "s3_listen": f"127.0.0.1:{s3_port}",
         "public_url": url,
         "oidc": {
-            "issuer": oidc_provider.issuer,
+            "issuer": provider.issuer,
             "client_id": client.client_id,
             "audiences": ["kubepie"],
             "scopes": ["openid", "profile", "groups"],
         },
-        "identity": {
-            "source": "claims",
-            "uid_claim": "uid",
-            "gid_claim": "gid",
-            "gids_claim": "gids",
-        },
+        "identity": identity,
         "mounts": [
-            {"name": "home", "path": f"{router_area}/home/{{username}}"},
-            {"name": "data", "path": f"{router_area}/data", "read_only": True},
-            {"name": "group-{group}", "path": f"{router_area}/group/{{group}}"},
+            {"name": "home", "path": f"{area}/home/{{username}}"},
+            {"name": "data", "path": f"{area}/data", "read_only": True},
+            {"name": "group-{group}", "path": f"{area}/group/{{group}}"},
         ],
         "backend": {"idle_timeout": IDLE_TIMEOUT},
-        "state_dir": str(router_area / "state-router"),
-        "accounting": {"log_file": str(router_area / "accounting.jsonl")},
+        "state_dir": str(area / f"state-{name}"),
+        "accounting": {"log_file": str(area / f"accounting-{name}.jsonl")},
+        **(extra or {}),
     }
-    path = router_area / "kubepie.yaml"
+    path = area / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {
         **os.environ,
@@ -138,10 +145,14 @@ def router(oidc_provider: OidcProvider, router_area: Path) -> Iterator[Router]:
         "KUBEPIE_CREDENTIALS_ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "NO_PROXY": "*",
     }
-    handle = Router(
-        url, f"http://127.0.0.1:{s3_port}", router_area, path, client, oidc_provider, env
-    )
+    handle = Router(name, url, f"http://127.0.0.1:{s3_port}", area, path, client, provider, env)
     handle.start()
+    return handle
+
+
+@pytest.fixture(scope="session")
+def router(oidc_provider: OidcProvider, router_area: Path) -> Iterator[Router]:
+    handle = start_router(oidc_provider, router_area, name="router", identity=CLAIMS_IDENTITY)
     try:
         yield handle
     finally:
