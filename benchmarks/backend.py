@@ -5,7 +5,8 @@ user) and asks it for ``--users`` servers, one new user after another, as bare n
 with a home directory each. Reports:
 
 * spawn latency (``ensure`` of a user with no server until it answered the readiness probe),
-  p50 / p95 / max, with the fork helper already running (as after the router's start);
+  p50 / p95 / max, with the fork helper already running (as after the router's start): one
+  new user after another, then ``--users`` more users all at once (a burst);
 * the PSS of each idle server right after start, and again after it served a PROPFIND and a
   GET (WebDAV loads more code on first use), plus the helper's own PSS.
 
@@ -73,7 +74,7 @@ def summary(name: str, values: list[float], unit: str) -> str:
 async def run(users: int, area: Path) -> None:
     people = [
         Identity("bench", f"u{uid}", f"u{uid}", uid, uid)
-        for uid in range(FIRST_UID, FIRST_UID + users)
+        for uid in range(FIRST_UID, FIRST_UID + 2 * users)
     ]
     for who in people:
         home = area / "home" / who.username
@@ -82,31 +83,40 @@ async def run(users: int, area: Path) -> None:
         for path in (home, home / "hello.txt"):
             os.chown(path, who.uid, who.gid)
     backend = LocalBackend(
-        BackendSettings(idle_timeout=3600, max_servers=users),
+        BackendSettings(idle_timeout=3600, max_servers=2 * users),
         (MountSpec("home", str(area / "home" / "{username}")),),
         area / "state",
     )
     try:
         await backend.start()
         latencies, upstreams = [], []
-        for who in people:
+        for who in people[:users]:
             began = time.perf_counter()
             upstreams.append(await backend.ensure(who))
             latencies.append((time.perf_counter() - began) * 1000)
         await asyncio.sleep(1.0)
         pids = [info.pid for info in backend.servers() if info.pid is not None]
+        sequential = len(pids)
         fresh = [pss_mb(pid) for pid in pids]
         for upstream in upstreams:
             await use(upstream.address, upstream.secret)
         await asyncio.sleep(1.0)
         used = [pss_mb(pid) for pid in pids]
         helper = backend.helper_pid
-        print(f"local backend, {users} users, as root, on {os.cpu_count()} CPUs")
+        helper_pss = pss_mb(helper) if helper is not None else 0.0
+
+        async def timed(who: Identity) -> float:
+            began = time.perf_counter()
+            await backend.ensure(who)
+            return (time.perf_counter() - began) * 1000
+
+        burst = await asyncio.gather(*(timed(who) for who in people[users:]))
+        print(f"local backend, {sequential} users, as root, on {os.cpu_count()} CPUs")
         print(summary("spawn latency", latencies, "ms") + "   [target p50 <= 500 ms]")
+        print(summary(f"spawn latency, {users} new users at once", list(burst), "ms"))
         print(summary("idle PSS after start", fresh, "MB"))
         print(summary("idle PSS after a PROPFIND and a GET", used, "MB") + "   [target <= 40 MB]")
-        if helper is not None:
-            print(f"fork helper PSS: {pss_mb(helper):.1f} MB")
+        print(f"fork helper PSS: {helper_pss:.1f} MB (shared by all servers)")
     finally:
         await backend.aclose()
 
