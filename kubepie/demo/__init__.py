@@ -6,10 +6,12 @@ demo users with fixed passwords), a sample data tree with home, group and shared
 local backend (:mod:`~kubepie.demo.runner`); it prints the URLs, the logins and commands that
 work as printed (:mod:`~kubepie.demo.banner`).
 
-Layers, one direction: ``runner`` (processes, signals) → ``issuer`` (the ASGI provider) and
-``sample`` (files) → ``config`` and ``banner`` (pure: the generated configuration, the printed
-text) → ``grants`` and ``keys`` (authorization codes, PKCE, refresh tokens; the signing key)
-→ ``accounts`` (the demo users, pure data) → ``errors``. This package may import ``identity``
-and the ``kubepie`` packages whose public interfaces it drives (settings, credentials); nothing
-imports it but the CLI. Nothing happens at import time.
+Layers, one direction: ``runner`` (processes, signals) → ``issuer`` (the ASGI provider) →
+``tokens`` (token claims and signing) → ``grants`` and ``keys`` (codes, PKCE, refresh tokens;
+the signing key); ``runner`` → ``sample`` (files) and ``banner`` → ``config`` (pure: the
+generated configuration and the printed text); everything → ``accounts`` (the demo users, pure
+data) → ``errors``. Of the other ``kubepie`` packages it uses only the public interface of
+``kubepie.credentials`` (to mint the printed credential); ``kubepie serve`` runs as a child
+process, configured by file. Nothing imports this package but the CLI, and nothing happens at
+import time.
 """

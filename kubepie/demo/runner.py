@@ -114,19 +114,26 @@ def _secret_file(path: Path) -> str:
 
 
 async def _wait_healthy(
-    url: str, child: asyncio.subprocess.Process, within: float, log_file: Path
-) -> None:
+    url: str,
+    child: asyncio.subprocess.Process,
+    within: float,
+    log_file: Path,
+    stop: asyncio.Event,
+) -> bool:
+    """True once ``/healthz`` answers; False if the demo is stopped (Ctrl-C) before that."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     async with httpx.AsyncClient(trust_env=False, timeout=2.0) as http:
         while loop.time() < deadline:
+            if stop.is_set():
+                return False
             if child.returncode is not None:
                 raise StartupError(
                     f"kubepie serve exited with status {child.returncode}:\n{_tail(log_file)}"
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(f"{url}/healthz")).status_code == 200:
-                    return
+                    return True
             await asyncio.sleep(0.1)
     raise StartupError(f"{url}/healthz did not answer within {within:g}s:\n{_tail(log_file)}")
 
@@ -244,7 +251,12 @@ class Demo:
                     stderr=asyncio.subprocess.STDOUT,
                     env={**os.environ, **serve_environment(client_secret, key_text)},
                 )
-            await _wait_healthy(endpoints.url, child, options.startup_timeout, log_file)
+            healthy = await _wait_healthy(
+                endpoints.url, child, options.startup_timeout, log_file, self._stop
+            )
+            if not healthy:
+                print("kubepie demo: stopped before the router was up", flush=True)
+                return 0
             print(await self._banner(endpoints, minter, key_text, log_file), flush=True)
             return await self._wait(child, log_file)
         finally:

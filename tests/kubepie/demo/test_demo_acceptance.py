@@ -264,3 +264,24 @@ def test_a_restart_reuses_the_directory_and_revokes_the_old_credential(
         refused = second.run(stale)
         assert refused.returncode == 22, refused.stdout  # curl -f: HTTP error
         assert "401" in refused.stderr
+
+
+def test_ctrl_c_during_startup_exits_cleanly(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="kubepie-demo-early-", dir="/tmp"))
+    os.chmod(base, 0o755)  # noqa: S103 (the demo users' servers must enter it)
+    argv = [str(KUBEPIE), "demo", "--dir", str(base / "demo")]
+    argv += ["--port", "0", "--s3-port", "0", "--issuer-port", "0"]
+    process = ManagedProcess("kubepie demo (early Ctrl-C)", argv, tmp_path / "demo.log")
+    try:
+        with process:
+            process.wait_until(
+                lambda: "starting kubepie serve" in process.log_tail(), timeout=30, what="start"
+            )
+            os.killpg(process.pid, signal.SIGINT)
+            assert process.proc is not None
+            assert process.proc.wait(30) == 0
+            log = process.log_tail()
+            assert "stopped before the router was up" in log or "stopping" in log
+            assert "Traceback" not in log
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
