@@ -2,7 +2,9 @@
 
 * **One start per user.** Servers are kept by uid. The first ``ensure`` of a uid puts a starting
   entry in the table synchronously (no ``await`` between the lookup and the insert) and starts it
-  in the background; every concurrent ``ensure`` of that uid awaits the same future.
+  in the background; every concurrent ``ensure`` of that uid awaits the same future. An
+  identity of that uid with another name, other groups or other mounts (a changed group
+  membership) replaces the server, so the kernel always checks today's groups.
 * **How a server starts.** A pre-imported helper process (:mod:`.zygote`) forks it; as root the
   child drops to the user's uid, gid and supplementary gids (:mod:`kubepie.fileserver.
   privileges`), without ``exec``. Each server gets a fresh random secret and a unix socket in
