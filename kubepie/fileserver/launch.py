@@ -54,17 +54,19 @@ def standalone_settings(
     listen: str,
     s3_listen: str | None,
     state_dir: str | None,
-    environ: Mapping[str, str],
+    environ: MutableMapping[str, str],
     euid: int,
     tls_cert: str | None = None,
     tls_key: str | None = None,
 ) -> FileServerSettings:
-    """Settings for ``--standalone``; refuses root and missing credentials."""
+    """Settings for ``--standalone``; refuses root and missing credentials; pops the secret key
+    from ``environ``."""
     if euid == 0:
         raise SettingsError(
             "--standalone refuses to run as root: run it as the user whose files it serves"
         )
-    access, secret = environ.get(ACCESS_ENV, ""), environ.get(SECRET_KEY_ENV, "")
+    # The secret key leaves the environment at once (no child or crash dump inherits it).
+    access, secret = environ.get(ACCESS_ENV, ""), environ.pop(SECRET_KEY_ENV, "")
     if not access or not secret:
         raise SettingsError(
             f"--standalone needs credentials: set {ACCESS_ENV} and {SECRET_KEY_ENV}"

@@ -109,10 +109,11 @@ def _standalone(environ: dict[str, str], euid: int) -> FileServerSettings:
 def test_standalone_needs_non_root_and_credentials() -> None:
     env = {"KUBEPIE_ACCESS_KEY": "ak", "KUBEPIE_SECRET_KEY": "sk", "HOME": "/home/u"}
     with pytest.raises(SettingsError, match="root"):
-        _standalone(env, 0)
+        _standalone(dict(env), 0)
     with pytest.raises(SettingsError, match="KUBEPIE_SECRET_KEY"):
         _standalone({"KUBEPIE_ACCESS_KEY": "ak"}, 1000)
     settings = _standalone(env, 1000)
+    assert "KUBEPIE_SECRET_KEY" not in env
     assert settings.auth == BasicCredentials("ak", "sk")
     assert settings.run_as is None
     assert settings.state_dir == Path("/home/u/.local/state/kubepie/fileserver")
