@@ -192,6 +192,7 @@ def test_credential_creation_parameters() -> None:
         "prefix": "home/a",
         "description": "",
     }
+    bad: object
     for bad in (
         [],
         {"expires_in": True},
