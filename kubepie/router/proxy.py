@@ -200,9 +200,14 @@ async def forward(
             }
         )
         transfer.started_response = True
-        async for chunk in conn.body():
-            transfer.bytes_out += len(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in conn.body():
+                transfer.bytes_out += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamBroken:
+            if disconnected.is_set():
+                return  # we aborted it: the client went away
+            raise
         if disconnected.is_set():
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -329,15 +328,3 @@ def request_head(method: str, target: bytes, headers: Sequence[tuple[bytes, byte
     lines = [method.encode("ascii") + b" " + target + b" HTTP/1.1"]
     lines.extend(name + b": " + value for name, value in headers)
     return b"\r\n".join(lines) + b"\r\n\r\n"
-
-
-@contextlib.asynccontextmanager
-async def exchange(pool: UpstreamPool, address: str) -> AsyncIterator[_Connection]:
-    """A connection for one request/response; back to the pool only if cleanly finished."""
-    conn = await pool.acquire(address)
-    try:
-        yield conn
-    except BaseException:
-        pool.discard(conn)
-        raise
-    pool.release(conn)

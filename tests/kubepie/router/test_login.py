@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.fixtures.oidc import drive_login
 from tests.kubepie.router.conftest import Router, browser_login
 
 
@@ -39,3 +40,25 @@ async def test_whoami_without_credentials_is_401_with_challenges(router: Router)
     challenges = response.headers.get_list("www-authenticate")
     assert any(c.startswith("Bearer") for c in challenges)
     assert any(c.startswith("Basic") for c in challenges)
+
+
+async def test_callback_refuses_forged_or_unmappable_logins(router: Router) -> None:
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        # No login in progress: a callback is refused (login CSRF).
+        forged = await http.get(f"{router.url}/callback?code=abc&state=xyz")
+        assert forged.status_code == 400
+        start = await http.get(f"{router.url}/login")
+        assert start.status_code == 302
+        assert "code_challenge_method=S256" in start.headers["location"]
+        assert "nonce=" in start.headers["location"]
+        wrong_state = await http.get(f"{router.url}/callback?code=abc&state=not-the-state")
+        assert wrong_state.status_code == 400
+        assert "state" in wrong_state.json()["message"]
+
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        callback = await drive_login(
+            http, f"{router.url}/login", "rootuser", issuer=router.provider.issuer
+        )
+        refused = await http.get(callback)
+        assert refused.status_code == 403
+        assert "kubepie_session" not in http.cookies
