@@ -229,6 +229,9 @@ def main() -> int:
     parser.add_argument("--size-mib", type=int, default=1024, help="large file for GET/PUT")
     parser.add_argument("--stream-mib", type=int, default=0, help="file streamed for RSS (0: same)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--settle", type=float, default=35, help="idle seconds before the after-run RSS sample"
+    )
     parser.add_argument("--user", default="nobody", help="run the file server as (when root)")
     args = parser.parse_args()
     stream_mib = args.stream_mib or args.size_mib
@@ -298,6 +301,7 @@ def main() -> int:
             ]
             s3 = measure(s3_base, s3_auth, root, args.runs, s3_list_all(s3_base, s3_auth))
             low, high, stream_speed = stream_rss(base, auth, proc.pid)
+            time.sleep(args.settle)  # the server gives memory back every 30 s when idle
             idle_after = rss_mb(proc.pid)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -319,7 +323,10 @@ def main() -> int:
     row(f"PutObject {args.size_mib} MiB", s3["put"], ngx["put"], "MB/s")
     row("ListObjectsV2, 10,000 keys", s3["list_s"], ngx["list_s"], "s", higher_better=False)
     row("small (4 KiB) GetObjects", s3["small_per_s"], ngx["small_per_s"], "req/s")
-    print(f"\nidle RSS {idle:.1f} MB at start, {idle_after:.1f} MB after the run (target <= 60)")
+    print(
+        f"\nidle RSS {idle:.1f} MB at start, {idle_after:.1f} MB after the run and "
+        f"{args.settle:.0f} s idle (target <= 60)"
+    )
     print(
         f"RSS while streaming {stream_mib} MiB at {stream_speed:.0f} MB/s: "
         f"{low:.1f}..{high:.1f} MB (flat if the spread is small)"
@@ -329,7 +336,7 @@ def main() -> int:
         "PUT >= 400 MB/s": ours["put"] >= 400,
         "S3 GET >= 75% of nginx": s3["get"] >= 0.75 * ngx["get"],
         "S3 PUT >= 400 MB/s": s3["put"] >= 400,
-        "idle RSS <= 60 MB": idle <= 60,
+        "idle RSS <= 60 MB": max(idle, idle_after) <= 60,
     }
     print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdicts.items()))
     return 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 import os
 import signal
 import socket
@@ -121,7 +123,29 @@ async def serve(listeners: Sequence[Listener]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)
     pairs = zip(servers, listeners, strict=True)
-    await asyncio.gather(*(server.serve(sockets=[item.sock]) for server, item in pairs))
+    housekeeping = asyncio.create_task(_give_memory_back(HOUSEKEEPING_INTERVAL))
+    try:
+        await asyncio.gather(*(server.serve(sockets=[item.sock]) for server, item in pairs))
+    finally:
+        housekeeping.cancel()
+
+
+#: Seconds between returns of freed memory to the system (see :func:`_give_memory_back`).
+HOUSEKEEPING_INTERVAL = 30.0
+
+
+async def _give_memory_back(interval: float) -> None:
+    """Collect cycles and trim the C heap now and then.
+
+    A large PROPFIND builds its whole XML answer in memory; without this the process keeps
+    that peak for good (about 15 MB for 10,000 entries), which is what an idle per-user server
+    should not cost. Both calls take milliseconds.
+    """
+    libc = ctypes.CDLL(None)
+    while True:
+        await asyncio.sleep(interval)
+        gc.collect()
+        libc.malloc_trim(0)
 
 
 def build_apps(
