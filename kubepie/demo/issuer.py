@@ -321,14 +321,36 @@ class DevIssuer:
             )
         return JSONResponse({"sub": user.username, **claims_for(user)}, headers=_NO_STORE)
 
+    def _id_token_hint(self, id_token: str | None) -> tuple[str, str] | None:
+        """(client id, username) of an ID token this issuer signed (expired ones included)."""
+        if not id_token:
+            return None
+        try:
+            claims = jwt.decode(
+                id_token,
+                self.minter.key.public_key,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                options={"verify_exp": False, "verify_aud": False},
+            )
+        except jwt.InvalidTokenError:
+            return None
+        aud, sub = claims.get("aud"), claims.get("sub")
+        if not isinstance(aud, str) or aud not in self.clients or not isinstance(sub, str):
+            return None
+        return aud, sub
+
     async def _logout(self, request: Request) -> Response:
         params = dict(request.query_params)
         if request.method == "POST":
             form = await request.form()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
         target = params.get("post_logout_redirect_uri")
-        client_id = params.get("client_id") or _audience_of(params.get("id_token_hint"))
+        hint = self._id_token_hint(params.get("id_token_hint"))
+        client_id = params.get("client_id") or (hint[0] if hint else None)
         client = self.clients.get(client_id or "")
+        if hint is not None:
+            self.grants.revoke_user(*hint)  # the user's refresh tokens at that client
         if target and client is not None and target in client.post_logout_redirect_uris:
             if params.get("state"):
                 separator = "&" if "?" in target else "?"
@@ -343,15 +365,3 @@ class DevIssuer:
 
 def _password_ok(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _audience_of(id_token: str | None) -> str | None:
-    """The client an ``id_token_hint`` was issued to (only to pick a registered redirect)."""
-    if not id_token:
-        return None
-    try:
-        claims = jwt.decode(id_token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return None
-    aud = claims.get("aud")
-    return aud if isinstance(aud, str) else None

@@ -209,3 +209,31 @@ def test_signing_key_persists_with_mode_0600(tmp_path: Path) -> None:
     path.write_text("not a key")
     with pytest.raises(DemoError, match="not a PEM key"):
         SigningKey.load_or_create(path)
+
+
+async def test_logout_with_id_token_hint_ends_refresh_and_redirects_only_where_registered(
+    dev_issuer: RunningIssuer,
+) -> None:
+    tokens = await _tokens(dev_issuer, "alice")
+    url = f"{dev_issuer.url}/logout"
+    stranger = await dev_issuer.http.get(
+        url,
+        params={"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "http://evil/"},
+    )
+    assert stranger.status_code == 200  # a page, never a redirect to an unregistered URI
+    assert "You are logged out" in stranger.text
+    refused = await dev_issuer.token(
+        grant_type="refresh_token", refresh_token=tokens["refresh_token"]
+    )
+    assert refused.json()["error"] == "invalid_grant"
+    tokens = await _tokens(dev_issuer, "alice")
+    back = await dev_issuer.http.get(
+        url,
+        params={
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "http://127.0.0.1:9/",
+            "state": "s1",
+        },
+    )
+    assert back.status_code == 303
+    assert back.headers["location"] == "http://127.0.0.1:9/?state=s1"
