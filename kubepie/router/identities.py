@@ -33,7 +33,8 @@ class ClaimsSnapshots:
     """The identity claims last seen per owner (``iss``, ``sub``), in a small SQLite file.
 
     Only the claims the mapping reads are kept (username, uid, gid, gids, groups): never a
-    token. Writes happen only when the claims changed.
+    token. Writes happen only when the claims changed; this process's router is the file's only
+    writer, so what it wrote or read once is served from memory afterwards.
     """
 
     def __init__(self, path: Path, fields: tuple[str, ...]) -> None:
@@ -78,11 +79,15 @@ class ClaimsSnapshots:
             raise DirectoryUnavailableError("identity snapshot store cannot be written") from exc
 
     async def claims_of(self, issuer: str, sub: str) -> dict[str, Any] | None:
-        async with self._lock:
-            row = await asyncio.to_thread(self._read, issuer, sub)
-        if row is None:
-            return None
-        value = json.loads(row)
+        key = (issuer, sub)
+        text = self._written.get(key)
+        if text is None:  # not seen since this process started: read what an earlier one wrote
+            async with self._lock:
+                text = await asyncio.to_thread(self._read, issuer, sub)
+            if text is None:
+                return None
+            self._written[key] = text
+        value = json.loads(text)
         return value if isinstance(value, dict) else None
 
     def _read(self, issuer: str, sub: str) -> str | None:
