@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from starlette.types import Receive
@@ -19,6 +21,9 @@ from starlette.types import Receive
 from kubepie.s3 import errors, sigv4
 from kubepie.s3.checksums import BodyDigests
 from kubepie.s3.chunked import AwsChunkedDecoder
+
+#: Batches that may wait for the worker of one body (each about ``chunk_size`` bytes).
+_DEPTH = 4
 
 Buffer = bytes | memoryview
 #: Receives the body in order, as batches of about ``chunk_size`` bytes (blocking; runs in a
@@ -99,7 +104,10 @@ async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: 
             digests.update(piece)
         sink(batch)
 
-    pending: asyncio.Future[None] | None = None
+    # One worker per body keeps the batches in order; up to ``_DEPTH`` of them may wait for
+    # it, so a slow moment of hashing or disk does not stall the receiving side at once.
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-body")
+    pending: deque[asyncio.Future[None]] = deque()
     batch: list[Buffer] = []
     batched = 0
     total = 0
@@ -110,23 +118,24 @@ async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: 
                 batch.append(piece)
                 batched += len(piece)
             if batched >= chunk_size:
-                if pending is not None:
-                    await pending
+                while len(pending) >= _DEPTH or (pending and pending[0].done()):
+                    await pending.popleft()
                 total += batched
-                pending = loop.run_in_executor(None, consume, batch)
+                pending.append(loop.run_in_executor(worker, consume, batch))
                 batch, batched = [], 0
         trailers = decoder.finish() if decoder is not None else {}
-        if pending is not None:
-            await pending
-            pending = None
         if batch:
             total += batched
-            await loop.run_in_executor(None, consume, batch)
+            pending.append(loop.run_in_executor(worker, consume, batch))
+        while pending:
+            await pending.popleft()
     finally:
-        if pending is not None:
-            # Never leave a write running on a file the caller is about to remove.
+        # Never leave a write running on a file the caller is about to close and remove
+        # (at most _DEPTH batches, a few milliseconds of work).
+        for future in pending:
             with contextlib.suppress(Exception):
-                await pending
+                await future
+        worker.shutdown(wait=False)
     if plan.expected_length is not None and total != plan.expected_length:
         raise errors.IncompleteBody(
             f"You did not provide the number of bytes specified ({total} of "
