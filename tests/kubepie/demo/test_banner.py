@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from kubepie.demo.accounts import DEMO_USERS, single_user
+from kubepie.demo.accounts import DEMO_USERS, Population, single_user
 from kubepie.demo.banner import PROMPT, BannerInfo, commands, render
 from kubepie.demo.config import DemoLayout, Endpoints, min_uid_for, serve_config, serve_environment
 from kubepie.settings.loader import settings_from_mapping
@@ -16,7 +16,7 @@ ENDPOINTS = Endpoints("127.0.0.1", 8080, 9000, 8090)
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
-def info(population=DEMO_USERS) -> BannerInfo:  # type: ignore[no-untyped-def]
+def info(population: Population = DEMO_USERS) -> BannerInfo:
     return BannerInfo(
         endpoints=ENDPOINTS,
         population=population,
