@@ -26,7 +26,6 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from a2wsgi import WSGIMiddleware
-from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.lock_man.lock_storage import LockStorageDict, LockStorageShelve
 from wsgidav.request_resolver import RequestResolver
@@ -42,6 +41,7 @@ from kubepie.fileserver.asgi import (
     send_plain,
 )
 from kubepie.fileserver.dav_get import PlainGet
+from kubepie.fileserver.dav_listing import Listing
 from kubepie.fileserver.dav_props import XattrPropertyManager
 from kubepie.fileserver.dav_provider import MountsProvider
 from kubepie.fileserver.dav_put import PlainPut
@@ -67,19 +67,14 @@ def wsgidav_config(mounts: Mounts, *, state_dir: Path | None, block_size: int) -
         "property_manager": XattrPropertyManager(provider.file_for_ref_url),
         "lock_storage": locks,
         "block_size": block_size,
-        "middleware_stack": [ErrorPrinter, WsgiDavDirBrowser, RequestResolver],
+        # No WsgiDavDirBrowser: it reads templates from the package at request time, which a
+        # dropped process may not be allowed to do; dav_listing renders listings instead.
+        "middleware_stack": [ErrorPrinter, RequestResolver],
         "verbose": 1,
         "logging": {"enable": False},
         "suppress_version_info": True,
         "add_header_MS_Author_Via": True,
-        "dir_browser": {
-            "enable": True,
-            "show_user": False,
-            "davmount": False,
-            "ms_sharepoint_support": False,
-            "libre_office_support": False,
-            "response_trailer": "",
-        },
+        "dir_browser": {"enable": False},
     }
 
 
@@ -133,11 +128,16 @@ class DavFront:
     """The ASGI app serving ``/dav``: path checks, then wsgidav through the adapter."""
 
     def __init__(
-        self, dav: ASGIApp, plain_put: PlainPut | None = None, plain_get: PlainGet | None = None
+        self,
+        dav: ASGIApp,
+        plain_put: PlainPut | None = None,
+        plain_get: PlainGet | None = None,
+        listing: Listing | None = None,
     ) -> None:
         self.dav = dav
         self.plain_put = plain_put
         self.plain_get = plain_get
+        self.listing = listing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -160,6 +160,9 @@ class DavFront:
             if get_plan is not None:
                 await self.plain_get.run(get_plan, send)
                 return
+        listing = self.listing if scope["method"] in ("GET", "HEAD") else None
+        if listing and await listing.maybe_answer(scope, raw[len(PREFIX) :].decode("ascii"), send):
+            return
         if scope["method"] == "PUT" and self.plain_put is not None:
             plan = self.plain_put.plan(scope, raw[len(PREFIX) :].decode("ascii"))
             if plan is not None:
@@ -178,4 +181,5 @@ def create_dav_app(
     dav_app = WsgiDAVApp(config)
     adapter = WSGIMiddleware(cast(Any, _prepare(dav_app, username)), workers=16)
     plain_put = PlainPut(mounts, dav_app.lock_manager, username, block_size)
-    return DavFront(cast(ASGIApp, adapter), plain_put, PlainGet(mounts, block_size))
+    plain_get = PlainGet(mounts, block_size)
+    return DavFront(cast(ASGIApp, adapter), plain_put, plain_get, Listing(mounts, PREFIX))

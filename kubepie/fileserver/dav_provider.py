@@ -24,12 +24,10 @@ from wsgidav.dav_error import HTTP_BAD_REQUEST, HTTP_FORBIDDEN, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVProvider
 from wsgidav.fs_dav_provider import FileResource, FolderResource
 
+from kubepie.fileserver.dav_listing import inside, listed
 from kubepie.fileserver.errors import FileServerError, NoSuchMount, from_oserror
 from kubepie.fileserver.mounts import Mount, Mounts, check_segment, split_path
-from kubepie.fileserver.uploads import Upload, is_upload_name
-
-#: Names the server keeps for itself (e.g. the S3 multipart staging directory): not listed.
-INTERNAL_PREFIX = ".kubepie-"
+from kubepie.fileserver.uploads import Upload
 
 #: environ key of the per-request map "DAV path → checked file path". It lets the property
 #: manager (which only gets a URL) reuse the confinement check made for the same request
@@ -259,15 +257,13 @@ class DavFolder(_CachedRefUrl, FolderResource):  # type: ignore[misc]
 
     def get_member_names(self) -> list[str]:
         names: list[str] = []
+        real_root = os.path.realpath(self.mount.root)
         with os_errors(self.path), os.scandir(self._file_path) as entries:
             for entry in entries:
-                if entry.name.startswith(INTERNAL_PREFIX) or is_upload_name(entry.name):
+                if not listed(entry.name):
                     continue
-                if entry.is_symlink():
-                    real = os.path.realpath(entry.path)
-                    root = os.path.realpath(self.mount.root)
-                    if not (real == root or real.startswith(root + os.sep)):
-                        continue
+                if entry.is_symlink() and not inside(real_root, entry.path):
+                    continue
                 try:
                     if entry.is_dir() or entry.is_file():
                         names.append(entry.name)

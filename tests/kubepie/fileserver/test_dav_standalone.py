@@ -142,8 +142,28 @@ def test_html_listing_for_browsers(client: httpx.Client) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert "listed.txt" in page.text
     root = client.get("/dav/")
-    assert "home" in root.text
-    assert "data" in root.text
+    assert 'href="home/"' in root.text
+    assert 'href="data/"' in root.text
+
+
+def test_html_listing_escapes_names_and_hides_internals(client: httpx.Client, area: Path) -> None:
+    user_dir(area / "home" / "odd", ALICE)
+    (area / "home" / "odd" / '<b>x&y".txt').write_text("x")
+    user_dir(area / "home" / "odd" / ".kubepie-s3-uploads", ALICE)
+    page = client.get("/dav/home/odd/")
+    assert page.status_code == 200
+    assert "<b>x" not in page.text
+    assert "&lt;b&gt;x&amp;y&quot;.txt" in page.text
+    assert 'href="%3Cb%3Ex%26y%22.txt"' in page.text
+    assert ".kubepie-" not in page.text
+    moved = client.get("/dav/home/odd")
+    assert moved.status_code == 301
+    assert moved.headers["location"] == "/dav/home/odd/"
+    head = client.head("/dav/home/odd/")
+    assert head.status_code == 200
+    assert int(head.headers["content-length"]) == len(page.content)
+    assert head.content == b""
+    assert client.get("/dav/home/no-such-dir/").status_code == 404
 
 
 def test_read_only_mount_refuses_writes(client: httpx.Client, area: Path) -> None:
