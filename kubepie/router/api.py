@@ -24,6 +24,8 @@ from kubepie.router.errors import BadRequest, Forbidden
 from kubepie.router.responses import error_headers, message_of, status_of
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+#: Key of the authenticated principal in the request state (read by the accounting).
+PRINCIPAL_STATE = "kubepie_principal"
 #: Largest JSON body accepted by the credentials endpoint.
 MAX_BODY = 16 * 1024
 
@@ -103,6 +105,7 @@ class Api:
             try:
                 headers = {k.lower(): v for k, v in request.headers.items()}
                 principal = await self.ctx.authenticator.authenticate(headers)
+                setattr(request.state, PRINCIPAL_STATE, principal)
                 return await handler(request, principal)
             except Exception as exc:
                 return error_response(exc)

@@ -10,16 +10,18 @@ when the block ends. The backend and the metrics registry are injected: the call
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity.cache import CachedDirectory
 from identity.claims import ClaimsPolicy
@@ -29,8 +31,9 @@ from identity.tokens import IssuerSettings, TokenSettings, TokenValidator
 from kubepie.credentials.cipher import SecretCipher
 from kubepie.credentials.errors import CredentialError
 from kubepie.credentials.sqlite import SqliteCredentialStore
-from kubepie.router.accounting import AccountingLog
-from kubepie.router.api import Api, error_response
+from kubepie.router.access import Principal
+from kubepie.router.accounting import AccountingLog, RequestRecord
+from kubepie.router.api import PRINCIPAL_STATE, Api, error_response
 from kubepie.router.authn import Authenticator
 from kubepie.router.context import RouterContext
 from kubepie.router.dav import DavApp
@@ -72,6 +75,40 @@ class Dispatcher:
         elif scope["type"] == "lifespan":
             return
         await self.web(scope, receive, send)
+
+
+class AccountedWeb:
+    """Accounting and metrics for the web and API routes (``/healthz`` and ``/metrics`` are
+    left out: probes and scrapes are not user requests). The principal, when the route
+    authenticated one, is left in the request state by :mod:`kubepie.router.api`."""
+
+    UNACCOUNTED = frozenset({"/healthz", "/metrics"})
+
+    def __init__(self, app: ASGIApp, ctx: RouterContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.UNACCOUNTED:
+            await self.app(scope, receive, send)
+            return
+        state: dict[str, object] = scope.setdefault("state", {})
+        record = RequestRecord(scope["method"], scope["path"], started=time.monotonic())
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                record.status = message["status"]
+            elif message["type"] == "http.response.body":
+                record.bytes_out += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            principal = state.get(PRINCIPAL_STATE)
+            if isinstance(principal, Principal):
+                record.principal = principal
+            self.ctx.account("web", record)
 
 
 def claims_policy(settings: KubePieSettings) -> ClaimsPolicy:
@@ -138,8 +175,14 @@ async def _home_endpoint(request: Request) -> Response:
     return _home(request)
 
 
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": "NotFound", "message": "no such route"}, 404)
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) as JSON too."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {"error": type(exc).__name__, "message": exc.detail},
+        exc.status_code,
+        headers=exc.headers,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -224,9 +267,10 @@ async def open_router(
                 RouterError: _known_error,
                 IdentityError: _known_error,
                 CredentialError: _known_error,
-                404: _not_found,
+                HTTPException: _http_error,
             },
         )
         from kubepie.router.s3front import S3Front
 
-        yield RouterApps(Dispatcher(DavApp(ctx), web), S3Front(ctx), ctx)
+        main = Dispatcher(DavApp(ctx), AccountedWeb(web, ctx))
+        yield RouterApps(main, S3Front(ctx), ctx)

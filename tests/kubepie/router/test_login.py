@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from tests.fixtures.oidc import drive_login
@@ -19,6 +21,11 @@ async def test_login_reaches_whoami(router: Router) -> None:
         assert me["gids"] == [10001, 20001, 20002]
         assert set(me["groups"]) == {"alice", "physics", "beamline-x"}
         assert me["auth"] == "session"
+        entries = [json.loads(line) for line in router.accounting.read_text().splitlines()]
+        mine = [e for e in entries if e["path"] == "/api/v1/whoami" and e["status"] == 200]
+        assert mine[-1]["username"] == "alice"
+        assert mine[-1]["auth"] == "session"
+        assert "kubepie_session" not in router.accounting.read_text()
         cookie = next(c for c in http.cookies.jar if c.name == "kubepie_session")
         assert cookie.has_nonstandard_attr("HttpOnly")
         assert "alice" not in (cookie.value or "")  # sealed, not readable
@@ -35,6 +42,12 @@ async def test_login_reaches_whoami(router: Router) -> None:
 async def test_whoami_without_credentials_is_401_with_challenges(router: Router) -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
         response = await http.get(f"{router.url}/api/v1/whoami")
+        wrong_method = await http.put(f"{router.url}/api/v1/whoami")
+        missing = await http.get(f"{router.url}/api/v2/nothing")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"] == "HTTPException"
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "HTTPException"
     assert response.status_code == 401
     assert response.json()["error"] == "Unauthenticated"
     challenges = response.headers.get_list("www-authenticate")
