@@ -146,17 +146,22 @@ def build_directory(settings: KubePieSettings) -> Directory | None:
 def token_validators(
     settings: KubePieSettings, http: httpx.AsyncClient
 ) -> tuple[TokenValidator, TokenValidator]:
-    """Validators for bearer access tokens (our audiences) and for ID tokens (our client id)."""
+    """Validators for bearer access tokens (our audiences; opaque ones by introspection with
+    our client's credentials) and for ID tokens (our client id, never introspected)."""
     oidc = settings.oidc
     issuer = str(oidc.issuer)
+    secret = oidc.client_secret.get_secret_value()
 
-    def validator(audiences: tuple[str, ...]) -> TokenValidator:
-        return TokenValidator(
-            TokenSettings(issuers=(IssuerSettings(issuer, audiences),), leeway_s=oidc.leeway),
-            http,
+    def validator(audiences: tuple[str, ...], introspect: bool) -> TokenValidator:
+        entry = IssuerSettings(
+            issuer,
+            audiences,
+            introspection_client_id=oidc.client_id if introspect else None,
+            introspection_client_secret=secret if introspect else None,
         )
+        return TokenValidator(TokenSettings(issuers=(entry,), leeway_s=oidc.leeway), http)
 
-    return validator(oidc.accepted_audiences), validator((oidc.client_id,))
+    return validator(oidc.accepted_audiences, True), validator((oidc.client_id,), False)
 
 
 async def _known_error(request: Request, exc: Exception) -> Response:

@@ -85,6 +85,27 @@ async def test_bearer_token_with_curl(router: Router) -> None:
     assert result.stdout == b"via curl\n"
 
 
+async def test_opaque_token_by_introspection(router: Router) -> None:
+    opaque = router.provider.register_client(
+        ["http://127.0.0.1:9/callback"], access_tokens="opaque"
+    )
+    tokens = await router.provider.login("alice", client=opaque)
+    assert tokens.access_token.count(".") != 2  # not a JWT
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        response = await http.get(
+            f"{router.url}/api/v1/whoami",
+            headers={"Authorization": f"Bearer {tokens.access_token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["username"] == "alice"
+        await router.provider.revoke(tokens.access_token, client=opaque)
+        revoked = await http.get(
+            f"{router.url}/api/v1/whoami",
+            headers={"Authorization": f"Bearer {tokens.access_token}"},
+        )
+        assert revoked.status_code == 401
+
+
 async def test_litmus_all_suites_through_the_router(router: Router) -> None:
     web = await browser_login(router, "bob")
     try:

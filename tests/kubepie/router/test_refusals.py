@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.fixtures.oidc import OidcProvider, SigningKey
 from tests.kubepie.router.conftest import Router, basic, browser_login, create_credential
@@ -27,7 +30,14 @@ def _attacks(provider: OidcProvider) -> dict[str, str]:
     head, body, sig = good.split(".")
     tampered = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     tampered["uid"] = 10002
+    public_pem = provider.signing_key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    hs_head = _b64({"alg": "HS256", "typ": "JWT", "kid": provider.signing_key.kid})
+    hs_mac = hmac.new(public_pem, f"{hs_head}.{body}".encode(), hashlib.sha256).digest()
+    hs_sig = base64.urlsafe_b64encode(hs_mac).rstrip(b"=").decode()
     return {
+        "HS256 with the public key": f"{hs_head}.{body}.{hs_sig}",
         "expired": provider.mint(provider.claims_for("alice", iat=now - 900, exp=now - 600)),
         "not yet valid": provider.mint(provider.claims_for("alice", nbf=now + 600)),
         "wrong audience": provider.mint(provider.claims_for("alice", aud="someone-else")),
