@@ -105,6 +105,7 @@ async def serve(listeners: Sequence[Listener]) -> None:
                 log_level="warning",
                 access_log=False,
                 http="httptools",
+                ws="none",
                 server_header=False,
                 date_header=False,
                 timeout_graceful_shutdown=5,
