@@ -6,10 +6,12 @@ physics 20001, beamline-x 20002), bob (10002; physics), carol (10003; beamline-x
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import kubepie
 from kubepie.fileserver.server import fork_server
 from kubepie.fileserver.settings import UnixAddress, backend_settings
 from tests.kubepie.fileserver.servers import (
@@ -32,6 +35,7 @@ from tests.kubepie.fileserver.servers import (
     start_backend,
     user_dir,
 )
+from tests.support import ManagedProcess
 
 pytestmark = pytest.mark.root
 
@@ -227,3 +231,75 @@ def _get_when_ready(client: httpx.Client, url: str) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+#: Runs ``kubepie fileserver`` with an audit hook that reports every file opened from the
+#: installation (the venv or the project) once the process no longer runs as root.
+AUDITED = """
+import os, sys
+roots = tuple(sys.argv.pop(1).split(os.pathsep))
+def hook(event, args):
+    if event == "open" and os.geteuid() != 0 and isinstance(args[0], str):
+        if args[0].startswith(roots):
+            sys.stderr.write("LAZY-OPEN " + args[0] + "\\n")
+sys.addaudithook(hook)
+from kubepie.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_nothing_is_loaded_from_the_installation_after_the_drop(area: Path) -> None:
+    """Where /root is 0700, a dropped server cannot read the interpreter's or the project's
+    files: everything must be loaded before the drop."""
+    project = Path(kubepie.__file__).resolve().parents[1]
+    state = user_dir(area / "state-audited", ALICE, 0o700)
+    config = area / "audited.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identity": {"uid": ALICE.uid, "gid": ALICE.gid, "gids": list(ALICE.gids)},
+                "mounts": [{"name": "home", "path": str(area / "alice-home")}],
+                "secret": SERVER_SECRET,
+                "state_dir": str(state),
+            }
+        )
+    )
+    dav_sock, s3_sock = area / "audited.sock", area / "audited-s3.sock"
+    argv = [
+        sys.executable,
+        "-c",
+        AUDITED,
+        os.pathsep.join([sys.prefix, str(project)]),
+        "fileserver",
+        f"--listen=unix:{dav_sock}",
+        f"--s3-listen=unix:{s3_sock}",
+        f"--backend-config={config}",
+    ]
+    log = area / "audited.log"
+    proc = ManagedProcess("audited", argv, log, env={"PATH": os.environ["PATH"]}, cwd=area)
+    with proc:
+        proc.wait_until(s3_sock.exists, what="sockets")
+        headers = {"X-KubePie-Server-Secret": SERVER_SECRET}
+        lock = (
+            '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+            "</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>"
+        )
+        dav = httpx.Client(transport=httpx.HTTPTransport(uds=str(dav_sock)), headers=headers)
+        s3 = httpx.Client(transport=httpx.HTTPTransport(uds=str(s3_sock)), headers=headers)
+        with dav, s3:
+            assert _get_when_ready(dav, "http://fs/dav/home/").status_code == 200
+            assert dav.put("http://fs/dav/home/a.txt", content=b"a").status_code == 201
+            assert dav.get("http://fs/dav/home/a.txt").status_code == 200
+            assert (
+                dav.get("http://fs/dav/home/a.txt", headers={"Range": "bytes=0-0"}).status_code
+                == 206
+            )
+            assert dav.request("PROPFIND", "http://fs/dav/home/").status_code == 207
+            assert dav.request("LOCK", "http://fs/dav/home/a.txt", content=lock).status_code == 200
+            assert dav.request("MKCOL", "http://fs/dav/home/sub").status_code == 201
+            assert dav.get("http://fs/dav/nosuch/x").status_code == 404
+            assert s3.get("http://fs/home/a.txt").status_code == 200
+            assert s3.get("http://fs/home?list-type=2").status_code == 200
+            assert s3.put("http://fs/home/b.txt", content=b"b").status_code == 200
+    lazy = [line for line in log.read_text().splitlines() if line.startswith("LAZY-OPEN")]
+    assert lazy == []
