@@ -155,18 +155,19 @@ class DavFront:
         except PathRefused as exc:
             await send_plain(send, exc.status, f"{exc}\n")
             return
-        if scope["method"] in ("GET", "HEAD") and self.plain_get is not None:
-            get_plan = self.plain_get.plan(scope, raw[len(PREFIX) :].decode("ascii"))
-            if get_plan is not None:
-                await self.plain_get.run(get_plan, send)
+        method, dav_path = scope["method"], raw[len(PREFIX) :].decode("ascii")
+        if method in ("GET", "HEAD"):
+            if self.plain_get is not None:
+                get_plan = self.plain_get.plan(scope, dav_path)
+                if get_plan is not None:
+                    await self.plain_get.run(get_plan, send)
+                    return
+            if self.listing is not None and await self.listing.maybe_answer(scope, dav_path, send):
                 return
-        listing = self.listing if scope["method"] in ("GET", "HEAD") else None
-        if listing and await listing.maybe_answer(scope, raw[len(PREFIX) :].decode("ascii"), send):
-            return
-        if scope["method"] == "PUT" and self.plain_put is not None:
-            plan = self.plain_put.plan(scope, raw[len(PREFIX) :].decode("ascii"))
-            if plan is not None:
-                await self.plain_put.run(plan, receive, send)
+        elif method == "PUT" and self.plain_put is not None:
+            put_plan = self.plain_put.plan(scope, dav_path)
+            if put_plan is not None:
+                await self.plain_put.run(put_plan, receive, send)
                 return
         scope = dict(scope)
         scope["root_path"] = scope.get("root_path", "") + PREFIX

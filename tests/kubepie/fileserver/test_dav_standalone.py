@@ -107,6 +107,8 @@ def test_put_then_get_with_range_and_conditionals(client: httpx.Client) -> None:
     assert int(head.headers["content-length"]) == len(body)
 
     assert client.put("/dav/home/blob.bin", content=b"second").status_code == 204
+    assert client.put("/dav/home/empty.bin", content=b"").status_code == 201
+    assert client.get("/dav/home/empty.bin").content == b""
     assert client.get("/dav/home/blob.bin", headers={"If-None-Match": etag}).content == b"second"
 
 
