@@ -128,7 +128,10 @@ class S3Front:
         principal = Principal(identity, AuthMethod.SIGV4, credential=credential)
         record.principal = principal
         query = dict(sigv4.query_pairs(request.raw_query))
-        path = s3_path(path_text, query.get("prefix"))
+        try:
+            path = s3_path(path_text, query.get("prefix"))
+        except BadRequest as exc:
+            raise s3_errors.AccessDenied(f"the key leaves its bucket: {exc}") from exc
         record.mount, record.path = path.mount, path.text
         check(principal, path, ("modify",) if is_write(method) else ("read",))
         target = raw_path + (b"?" + scope["query_string"] if scope.get("query_string") else b"")

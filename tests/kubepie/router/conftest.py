@@ -29,8 +29,20 @@ from tests.support import ManagedProcess, free_port
 
 #: Seconds before an idle user's server is stopped (short, so the lifecycle test can see it).
 IDLE_TIMEOUT = 4
-USERS = {"alice": (10001, 10001), "bob": (10002, 10002), "carol": (10003, 10003)}
-GROUPS = {"physics": 20001, "beamline-x": 20002, "alice": 10001, "bob": 10002, "carol": 10003}
+USERS = {
+    "alice": (10001, 10001),
+    "bob": (10002, 10002),
+    "carol": (10003, 10003),
+    "dave": (10004, 10004),
+}
+GROUPS = {
+    "physics": 20001,
+    "beamline-x": 20002,
+    "alice": 10001,
+    "bob": 10002,
+    "carol": 10003,
+    "dave": 10004,
+}
 
 
 @dataclass
@@ -85,7 +97,7 @@ def _storage(area: Path) -> None:
         path.chmod(0o2770)
     data = area / "data"
     data.mkdir()
-    (data / "readme.txt").write_text("shared data\n")
+    (data / "readme.txt").write_text("read-only data\n")  # what the S3 suite expects
     data.chmod(0o755)
     (area / "logs").mkdir()
 
@@ -185,6 +197,17 @@ async def alice_web(router: Router) -> AsyncIterator[httpx.AsyncClient]:
         yield http
     finally:
         await http.aclose()
+
+
+@pytest.fixture(scope="module")
+async def dave_credential(router: Router) -> Any:
+    """A credential of dave, minted with a token that names no groups: his mounts are exactly
+    ``home`` and ``data``, the buckets the S3 suite expects."""
+    claims = router.provider.claims_for("dave", groups=[], gids=[10004])
+    token = router.provider.mint(claims)
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+        http.headers["Authorization"] = f"Bearer {token}"
+        return await create_credential(http, router, description="S3 suite")
 
 
 def basic(cred: dict[str, Any]) -> tuple[str, str]:
