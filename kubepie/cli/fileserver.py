@@ -61,10 +61,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Everything is imported here, before any privilege drop (see kubepie.fileserver.server).
+    import logging
+
     from kubepie.fileserver import launch, server
     from kubepie.fileserver.errors import FileServerError
     from kubepie.fileserver.settings import SettingsError
 
+    logging.basicConfig(level=logging.INFO, format="kubepie fileserver: %(message)s")
     try:
         if args.standalone:
             settings = launch.standalone_settings(

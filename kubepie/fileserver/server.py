@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import logging
 import os
 import signal
 import socket
@@ -47,6 +48,8 @@ from kubepie.fileserver.settings import (
     UnixAddress,
     open_mounts,
 )
+
+logger = logging.getLogger(__name__)
 
 #: Builds the S3 application for the ``--s3-listen`` listener from the opened mounts.
 S3Factory = Callable[[Mounts, FileServerSettings], ASGIApp]
@@ -187,6 +190,15 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
         else:  # started as the user already (a pod with runAsUser): prove it
             verify_dropped(settings.run_as)
     dav, s3 = build_apps(settings, s3_factory)
+    logger.info(
+        "serving %s (uid %d, gids %s) on %s%s; mounts: %s",
+        settings.username or "?",
+        os.getuid(),
+        ",".join(str(g) for g in os.getgroups()),
+        settings.listen,
+        f", S3 on {settings.s3_listen}" if settings.s3_listen else "",
+        ", ".join(f"{m.name}{' (ro)' if m.read_only else ''}" for m in settings.mounts),
+    )
     listeners = [Listener(dav, socks[0], settings.tls)]
     if s3 is not None:
         listeners.append(Listener(s3, socks[1], settings.tls))
