@@ -15,7 +15,8 @@ and reports, with curl as the client (C, so the client is not the bottleneck), m
 * small GETs (4 KiB) per second over one keep-alive connection, router vs. direct, and the
   router's per-request overhead (p50 latency through it minus direct, Python client);
 * first-request spawn latency: the first GET of users who have no server yet (p50, max);
-* PSS of each user's idle server once ``--users`` users have one (mean, max).
+* PSS of each user's idle server once ``--users`` users have one (mean, max);
+* the router's RSS before and at its peak during the large GETs and PUTs (flat memory).
 
 Targets (issue #4): GET through the router ≥ 50 % of nginx; spawn p50 ≤ 500 ms; per-user idle
 PSS ≤ 40 MB; router overhead ≤ 3 ms p50. MB = 10^6 bytes. Run as root (the local backend
@@ -37,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -183,6 +185,32 @@ def get_put(base: str, auth: list[str], big: Path, runs: int) -> tuple[float, fl
     return median_of(runs, get) / 1e6, median_of(runs, put) / 1e6
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024 / 1e6
+    return 0.0
+
+
+@contextmanager
+def sampling_rss(pid: int, samples: list[float]) -> Iterator[None]:
+    """Sample ``pid``'s RSS every 50 ms while the block runs."""
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append(rss_mb(pid))
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def small_gets_per_second(base: str, auth: list[str], count: int = 1000) -> float:
     config = "\n".join(
         f'url = "{base}/small/s{i:04d}.bin"\noutput = "/dev/null"' for i in range(count)
@@ -317,7 +345,7 @@ def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
     with (
         running(nginx, nginx_port, tmp / "nginx.log"),
         running(direct, direct_port, tmp / "direct.log", env=direct_env),
-        running(serve, port, tmp / "serve.log", env=env),
+        running(serve, port, tmp / "serve.log", env=env) as router_proc,
     ):
         router_base = f"http://127.0.0.1:{port}/dav/home"
         direct_base = f"http://127.0.0.1:{direct_port}/dav/home"
@@ -345,7 +373,12 @@ def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
         print(f"measuring GET/PUT of {size_mib} MiB, {runs} runs each...", flush=True)
         results["nginx_get"], results["nginx_put"] = get_put(nginx_base, [], big, runs)
         results["direct_get"], results["direct_put"] = get_put(direct_base, direct_auth, big, runs)
-        results["router_get"], results["router_put"] = get_put(router_base, router_auth, big, runs)
+        idle_rss = rss_mb(router_proc.pid)
+        samples: list[float] = []
+        with sampling_rss(router_proc.pid, samples):
+            results["router_get"], results["router_put"] = get_put(
+                router_base, router_auth, big, runs
+            )
         results["direct_small"] = median_of(
             runs, lambda: small_gets_per_second(direct_base, direct_auth)
         )
@@ -378,6 +411,8 @@ def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
             f"{100 * router_v / nginx_v:.0f}% of nginx{target}, "
             f"{100 * router_v / direct_v:.0f}% of direct",
         )
+    row("router RSS before", idle_rss, "MB")
+    row("router RSS peak during GET/PUT", max(samples), "MB", "(flat: the body is streamed)")
     print("\nSmall files (4 KiB):")
     row("GETs/s direct", results["direct_small"], "/s")
     row(
