@@ -6,8 +6,8 @@ of a mount are refused), writes to a read-only mount are refused, and every ``OS
 the DAV status of :func:`kubepie.fileserver.errors.from_oserror` (403, 404, 507) instead of a
 500. A PUT writes a temporary file next to its target and renames it into place only once the
 whole body has arrived; a short or failed upload removes the temporary file and leaves the
-previous version untouched. Only this module and :mod:`kubepie.fileserver.dav_app` import
-wsgidav.
+previous version untouched (:mod:`kubepie.fileserver.uploads`). Only the ``dav_*`` modules
+import wsgidav.
 """
 
 from __future__ import annotations
