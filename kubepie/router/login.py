@@ -99,6 +99,9 @@ class Login:
                 raise DirectoryUnavailableError("the issuer's discovery document") from exc
             if not isinstance(document, dict) or document.get("issuer") != self.settings.issuer:
                 raise DirectoryUnavailableError("the discovery document names another issuer")
+            for key in ("authorization_endpoint", "token_endpoint"):
+                if not isinstance(document.get(key), str):
+                    raise DirectoryUnavailableError(f"the discovery document has no {key}")
             self._metadata = document
         return self._metadata
 
