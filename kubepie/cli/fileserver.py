@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--backend-config",
         default="-",
         metavar="FILE",
-        help="backend mode: JSON with identity, mounts and secret ('-' = stdin)",
+        help="backend mode: JSON with identity, mounts and secret, read to EOF ('-' = stdin)",
     )
 
 
