@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from identity.cache import CachedDirectory
@@ -49,6 +49,10 @@ from kubepie.settings.models import KubePieSettings
 
 #: Seconds the router waits for the issuer (discovery, keys, token endpoint).
 ISSUER_TIMEOUT_S = 10.0
+
+
+#: Builds extra web routes (the web UI) on the shared services; see :func:`open_router`.
+WebRoutes = Callable[[RouterContext], Sequence[BaseRoute]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +201,12 @@ async def open_router(
     *,
     registry: CollectorRegistry,
     directory: Directory | None = None,
+    web_routes: WebRoutes | None = None,
 ) -> AsyncIterator[RouterApps]:
     """Open every service, yield the apps, close everything. ``directory`` overrides the
-    configured one (e.g. a directory shared with other components of one process)."""
+    configured one (e.g. a directory shared with other components of one process);
+    ``web_routes`` adds routes (the web UI) ahead of the built-in ones, so it may replace
+    ``/``."""
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=ISSUER_TIMEOUT_S))
         keys = settings.credentials.keys()
@@ -264,6 +271,7 @@ async def open_router(
         )
         web = Starlette(
             routes=[
+                *(web_routes(ctx) if web_routes is not None else ()),
                 Route("/", _home_endpoint, methods=["GET"]),
                 *login.routes(),
                 *Api(ctx).routes(),

@@ -13,7 +13,7 @@ import uvicorn
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from kubepie.router.app import RouterApps, open_router
+from kubepie.router.app import RouterApps, WebRoutes, open_router
 from kubepie.router.servers import ServerPool
 from kubepie.settings.models import KubePieSettings
 
@@ -53,19 +53,27 @@ def uvicorn_config(app: object, host: str, port: int, log_level: str) -> uvicorn
 
 @contextlib.asynccontextmanager
 async def running_router(
-    settings: KubePieSettings, make_backend: BackendFactory, registry: CollectorRegistry
+    settings: KubePieSettings,
+    make_backend: BackendFactory,
+    registry: CollectorRegistry,
+    web_routes: WebRoutes | None = None,
 ) -> AsyncIterator[RouterApps]:
     backend = make_backend(settings, registry)
     try:
-        async with open_router(settings, backend, registry=registry) as apps:
+        async with open_router(settings, backend, registry=registry, web_routes=web_routes) as apps:
             yield apps
     finally:
         await backend.aclose()
 
 
-async def serve(settings: KubePieSettings, make_backend: BackendFactory, log_level: str) -> None:
+async def serve(
+    settings: KubePieSettings,
+    make_backend: BackendFactory,
+    log_level: str,
+    web_routes: WebRoutes | None = None,
+) -> None:
     registry = CollectorRegistry()
-    async with running_router(settings, make_backend, registry) as apps:
+    async with running_router(settings, make_backend, registry, web_routes) as apps:
         listen = settings.listen
         servers = [_Server(uvicorn_config(apps.main, listen.host, listen.port, log_level))]
         if settings.s3_listen is not None:
@@ -84,9 +92,14 @@ async def serve(settings: KubePieSettings, make_backend: BackendFactory, log_lev
 
 
 def serve_forever(
-    settings: KubePieSettings, make_backend: BackendFactory, *, log_level: str = "info"
+    settings: KubePieSettings,
+    make_backend: BackendFactory,
+    *,
+    log_level: str = "info",
+    web_routes: WebRoutes | None = None,
 ) -> int:
+    """Run until SIGTERM/SIGINT; ``web_routes`` adds the web UI (see ``open_router``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings, make_backend, log_level))
+        runner.run(serve(settings, make_backend, log_level, web_routes))
     return 0
