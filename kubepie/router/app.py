@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -285,5 +286,6 @@ async def open_router(
         )
         from kubepie.router.s3front import S3Front
 
-        main = Dispatcher(DavApp(ctx), AccountedWeb(web, ctx))
+        public_host = urlsplit(str(settings.public_url)).netloc
+        main = Dispatcher(DavApp(ctx, public_host), AccountedWeb(web, ctx))
         yield RouterApps(main, S3Front(ctx), ctx)

@@ -41,8 +41,10 @@ def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 class DavApp:
-    def __init__(self, ctx: RouterContext) -> None:
+    def __init__(self, ctx: RouterContext, public_host: str = "") -> None:
         self.ctx = ctx
+        #: The public URL's ``host[:port]``: a Destination may name it behind a proxy.
+        self.public_host = public_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
@@ -85,7 +87,9 @@ class DavApp:
             destination = headers.get("destination")
             if not destination:
                 raise BadRequest("COPY and MOVE need a Destination header")
-            raw_dest, dest = destination_path(destination, headers.get("host", ""))
+            raw_dest, dest = destination_path(
+                destination, headers.get("host", ""), self.public_host
+            )
             check(principal, dest, (destination_operation(method, headers),))
             replace[b"destination"] = raw_dest.encode("latin-1")
         query: bytes = scope.get("query_string", b"")

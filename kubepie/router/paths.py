@@ -85,15 +85,17 @@ def s3_path(raw_path: str, list_prefix: str | None) -> StoragePath:
     return StoragePath(segments)
 
 
-def destination_path(destination: str, host: str) -> tuple[str, StoragePath]:
+def destination_path(destination: str, *hosts: str) -> tuple[str, StoragePath]:
     """The raw path of a WebDAV ``Destination`` header and its storage path.
 
-    An absolute URL must name this router's ``host`` (what the client connected to); the
-    returned raw path is what the file server gets, so the header never points elsewhere.
+    An absolute URL must name one of this router's ``hosts`` (the ``Host`` the client used, or
+    the public URL's host behind a proxy); the returned raw path is what the file server gets,
+    so the header never points elsewhere.
     """
     parts = urlsplit(destination)
+    allowed = {h.lower() for h in hosts if h}
     if (parts.scheme or parts.netloc) and (
-        parts.scheme not in {"http", "https"} or parts.netloc.lower() != host.lower()
+        parts.scheme not in {"http", "https"} or parts.netloc.lower() not in allowed
     ):
         raise BadRequest("Destination names another server")
     if parts.query or parts.fragment:

@@ -106,6 +106,10 @@ def test_destination_must_name_this_host() -> None:
     assert raw == "/dav/home/b"
     assert path.segments == ("home", "b")
     assert destination_path("/dav/home/c", "x")[0] == "/dav/home/c"
+    behind_proxy = destination_path(
+        "https://files.example.org/dav/home/d", "10.0.0.5:8080", "files.example.org"
+    )
+    assert behind_proxy[0] == "/dav/home/d"
     for bad in ("http://evil/dav/home/b", "ftp://router:8080/dav/home/b", "/dav/home/b?x=1"):
         with pytest.raises(BadRequest):
             destination_path(bad, "router:8080")
