@@ -58,7 +58,9 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     return number
 
 
-def plan_body(headers: Mapping[str, str], verified: sigv4.Verified) -> BodyPlan:
+def plan_body(
+    headers: Mapping[str, str], verified: sigv4.Verified, *, md5: bool = True
+) -> BodyPlan:
     payload = verified.payload_hash
     encodings = [e.strip() for e in headers.get("content-encoding", "").split(",")]
     aws_chunked = payload in sigv4.STREAMING_PAYLOADS or "aws-chunked" in encodings
@@ -67,6 +69,7 @@ def plan_body(headers: Mapping[str, str], verified: sigv4.Verified) -> BodyPlan:
         headers,
         content_sha256=content_sha256,
         trailer_checksum=headers.get("x-amz-trailer") if aws_chunked else None,
+        md5=md5,
     )
     length_header = "x-amz-decoded-content-length" if aws_chunked else "content-length"
     return BodyPlan(

@@ -93,11 +93,16 @@ class BodyDigests:
         *,
         content_sha256: str | None = None,
         trailer_checksum: str | None = None,
+        md5: bool = True,
     ) -> None:
-        self.md5 = hashlib.md5()  # noqa: S324 - the S3 ETag is an MD5 by definition
         self._content_md5: bytes | None = None
         if "content-md5" in headers:
             self._content_md5 = _decode_b64(headers["content-md5"], 16, "Content-MD5")
+        # The S3 ETag is an MD5 by definition; without ``md5`` it is only computed to check a
+        # Content-MD5 the client sent.
+        self.md5 = (
+            hashlib.md5(usedforsecurity=False) if md5 or self._content_md5 is not None else None
+        )
         self._sha256 = hashlib.sha256() if content_sha256 is not None else None
         self._content_sha256 = content_sha256
         self.algorithm: str | None = None
@@ -116,7 +121,8 @@ class BodyDigests:
         self.checksum_value: str | None = None
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self.md5.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
         if self._sha256 is not None:
             self._sha256.update(data)
         if self._checksum is not None:
@@ -124,7 +130,11 @@ class BodyDigests:
 
     def check(self, trailers: Mapping[str, str] | None = None) -> None:
         """Raise ``BadDigest`` / ``XAmzContentSHA256Mismatch`` unless every digest matches."""
-        if self._content_md5 is not None and self.md5.digest() != self._content_md5:
+        if (
+            self._content_md5 is not None
+            and self.md5 is not None
+            and self.md5.digest() != self._content_md5
+        ):
             raise errors.BadDigest("The Content-MD5 you specified did not match what we received.")
         if self._sha256 is not None and self._sha256.hexdigest() != self._content_sha256:
             raise errors.XAmzContentSHA256Mismatch(

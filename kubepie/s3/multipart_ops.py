@@ -48,7 +48,9 @@ async def upload_part(ctx: Context) -> Response:
     atomic = await in_thread(multipart.part_file, mount, ctx.settings, upload)
     try:
         await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
-        part = await in_thread(multipart.commit_part, atomic, number, plan.digests.md5.hexdigest())
+        md5 = plan.digests.md5
+        assert md5 is not None  # parts always hash: the multipart ETag is built from them
+        part = await in_thread(multipart.commit_part, atomic, number, md5.hexdigest())
     except BaseException:
         atomic.abort()
         raise

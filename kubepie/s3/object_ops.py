@@ -112,7 +112,7 @@ class _FileStream:
 async def put_object(ctx: Context) -> Response:
     mount = ctx.writable_mount()
     obj = objects.resolve(mount, ctx.key)
-    plan = plan_body(ctx.request.headers, ctx.verified)
+    plan = plan_body(ctx.request.headers, ctx.verified, md5=ctx.settings.md5_etags)
     if obj.is_marker:
         return await _put_marker(ctx, obj, plan)
     content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
@@ -123,7 +123,8 @@ async def put_object(ctx: Context) -> Response:
     )
     try:
         await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
-        etag = f'"{plan.digests.md5.hexdigest()}"'
+        md5 = plan.digests.md5
+        etag = f'"{md5.hexdigest()}"' if md5 is not None else objects.derived_etag(atomic.stat())
         checksums = {}
         if plan.digests.algorithm and plan.digests.checksum_value:
             checksums[plan.digests.algorithm] = plan.digests.checksum_value

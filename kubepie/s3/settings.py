@@ -25,5 +25,11 @@ class S3Settings:
     #: already guarantees that readers never see a partial object; fsync adds crash
     #: durability at the cost of waiting for the disk on every PUT.
     fsync: bool = False
+    #: ETags of single-request uploads are the MD5 of the content, as S3 clients expect (rclone
+    #: compares them with its own MD5). Computing it costs about 1.4 s of one core per GiB, the
+    #: largest CPU cost of a PUT after receiving; off, such uploads get the derived
+    #: ``"...-1"`` ETag of files written by other means (see :mod:`kubepie.s3.objects`), and a
+    #: Content-MD5 sent by the client is still checked. Multipart parts always hash.
+    md5_etags: bool = True
     #: Hidden directory at each mount root that stages multipart uploads; never listed.
     staging_dir: str = ".kubepie-s3-uploads"
