@@ -52,10 +52,12 @@ def _apply_overrides(ctx: Context, headers: list[tuple[str, str]]) -> list[tuple
 async def get_object(ctx: Context, *, head: bool) -> Response:
     obj = objects.resolve(ctx.mount(), ctx.key)
     fd = -1
+    data: bytes | None = b""
     if obj.is_marker:
         _, info = await in_thread(objects.stat_object, obj)
     else:
-        fd, info = await in_thread(objects.open_object, obj)
+        limit = 0 if head else ctx.settings.chunk_size
+        fd, info, data = await in_thread(objects.read_small, obj, limit)
     try:
         headers = _object_headers(info)
         try:
@@ -73,8 +75,10 @@ async def get_object(ctx: Context, *, head: bool) -> Response:
             headers.extend((f"x-amz-checksum-{a}", v) for a, v in info.checksums.items())
         headers.append(("content-length", str(length)))
         headers = _apply_overrides(ctx, headers)
-        if head or fd < 0 or length == 0:
+        if head or length == 0:
             return Response(status, headers)
+        if data is not None:
+            return Response(status, headers, data[start : start + length])
         stream = _FileStream(fd, start, length, ctx.settings.chunk_size)
         fd = -1  # the stream owns it now
         return Response(status, headers, stream=stream)

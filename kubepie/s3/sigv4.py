@@ -22,6 +22,7 @@ binds it, and a client configured for another region is still the holder of the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -144,8 +145,12 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=256)
 def signing_key(secret: str, date: str, region: str, service: str = "s3") -> bytes:
-    """The derived key ``HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), ...)``."""
+    """The derived key ``HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), ...)``.
+
+    Cached: a key is valid for a whole day and costs four HMACs to derive.
+    """
     key = _hmac(f"AWS4{secret}".encode(), date)
     key = _hmac(key, region)
     key = _hmac(key, service)
