@@ -115,6 +115,7 @@ async def test_litmus_all_suites_through_the_router(router: Router) -> None:
     env = {**os.environ, "TESTS": "basic copymove props locks http"}
     proc = await asyncio.create_subprocess_exec(
         "litmus",
+        "--",  # a secret may start with '-': end option parsing
         f"{router.url}/dav/home/",
         cred["access_key_id"],
         cred["secret_access_key"],
