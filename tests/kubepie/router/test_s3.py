@@ -186,7 +186,7 @@ async def test_rclone_copy_and_check_over_s3_and_webdav(
         "RCLONE_CONFIG_KP_FORCE_PATH_STYLE": "true",
     }
     obscured = (
-        await asyncio.to_thread(_rclone, {}, "obscure", carol_s3["secret_access_key"])
+        await asyncio.to_thread(_rclone, {}, "obscure", "--", carol_s3["secret_access_key"])
     ).stdout.strip()
     dav_env = {
         "RCLONE_CONFIG_KP_TYPE": "webdav",
