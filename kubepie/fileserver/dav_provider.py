@@ -212,6 +212,7 @@ class DavFile(_CachedRefUrl, FileResource):  # type: ignore[misc]
             return
         with os_errors(self.path):
             self.file_stat = upload.commit()
+        upload.release_old()
 
     def delete(self) -> None:
         _writable(self.environ, self.path)

@@ -118,7 +118,7 @@ class PlainPut:
         """Stream the body to a temp file, rename it into place, answer 201 or 204."""
         try:
             with self._transaction(plan):
-                await self._store(plan, receive)
+                upload, st = await self._store(plan, receive)
         except DAVError:  # a lock appeared since plan(): same answer wsgidav would give
             await send_plain(send, 423, "locked\n")
             return
@@ -131,26 +131,30 @@ class PlainPut:
         except ValueError as exc:
             await send_plain(send, 400, f"{exc}\n")
             return
-        etag = etag_of(os.stat(plan.target)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 204 if plan.existed else 201,
-                "headers": [(b"etag", b'"' + etag + b'"'), (b"content-length", b"0")],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        try:
+            etag = etag_of(st).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 204 if plan.existed else 201,
+                    "headers": [(b"etag", b'"' + etag + b'"'), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await asyncio.to_thread(upload.release_old)
 
-    async def _store(self, plan: PutPlan, receive: Receive) -> None:
+    async def _store(self, plan: PutPlan, receive: Receive) -> tuple[Upload, os.stat_result]:
         upload = Upload(str(plan.target))
         try:
             written = await self._copy_body(upload, receive)
             if plan.length is not None and written != plan.length:
                 raise ValueError("body shorter than its Content-Length")
-            await asyncio.to_thread(upload.commit)
+            st = await asyncio.to_thread(upload.commit)
         except BaseException:
             upload.discard()
             raise
+        return upload, st
 
     async def _copy_body(self, upload: Upload, receive: Receive) -> int:
         """Receive into blocks; write each in a worker thread while the next one arrives."""

@@ -50,6 +50,8 @@ class Upload:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self.fd = os.open(self.path, flags, 0o666)
         self.written = 0
+        #: A hidden extra link to the replaced version, dropped by :meth:`release_old`.
+        self.retired: str | None = None
 
     def write(self, data: bytes | bytearray) -> int:
         view = memoryview(data)
@@ -85,8 +87,29 @@ class Upload:
                 with contextlib.suppress(OSError):
                     os.chown(self.path, -1, old.st_gid)
                 copy_dead_properties(self.target, self.path)
+                self.retired = self._keep_old_alive()
             os.replace(self.path, self.target)
             return os.stat(self.target)
         except BaseException:
             self.discard()
+            self.release_old()
             raise
+
+    def _keep_old_alive(self) -> str | None:
+        """Link the old version under a hidden name, so that the rename does not free its
+        blocks (a third of a second for 1 GiB on ext4) while the client waits for the answer.
+        None when the link is not allowed (e.g. ``fs.protected_hardlinks``): then the rename
+        frees the old version itself."""
+        name = new_upload_path(os.path.dirname(self.target), os.path.basename(self.target))
+        try:
+            os.link(self.target, name, follow_symlinks=False)
+        except OSError:
+            return None
+        return name
+
+    def release_old(self) -> None:
+        """Drop the replaced version (call after answering; slow for large files)."""
+        retired, self.retired = self.retired, None
+        if retired is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(retired)
