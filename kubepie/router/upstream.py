@@ -254,6 +254,12 @@ class UpstreamPool:
     def __init__(self) -> None:
         self._idle: dict[str, collections.deque[_Connection]] = {}
         self._all: set[_Connection] = set()
+        self._swept = time.monotonic()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, idle or in use."""
+        return len(self._all)
 
     async def _connect(self, address: str) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -273,9 +279,21 @@ class UpstreamPool:
         self._all.add(conn)
         return conn
 
+    def sweep(self, now: float) -> None:
+        """Drop expired idle connections of every address (servers come and go)."""
+        self._swept = now
+        for address, idle in list(self._idle.items()):
+            for conn in [c for c in idle if c.closed or now - c.idle_since >= IDLE_S]:
+                idle.remove(conn)
+                self.discard(conn)
+            if not idle:
+                del self._idle[address]
+
     async def acquire(self, address: str) -> _Connection:
-        idle = self._idle.get(address)
         now = time.monotonic()
+        if now - self._swept > IDLE_S:
+            self.sweep(now)
+        idle = self._idle.get(address)
         while idle:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < IDLE_S:
