@@ -100,6 +100,8 @@ def serve_forever(
 ) -> int:
     """Run until SIGTERM/SIGINT; ``web_routes`` adds the web UI (see ``open_router``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    # One line per call to the issuer (discovery, keys, tokens) is noise, not news.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings, make_backend, log_level, web_routes))
     return 0
