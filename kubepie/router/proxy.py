@@ -215,10 +215,14 @@ async def forward(
             clean = True
     finally:
         for task in (pump, watcher):
-            if task is not None and not task.done():
+            if task is None:
+                continue
+            if not task.done():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # Wait for it and retrieve its outcome: a body pump that failed after the answer
+            # came (the file server answered early and closed) is not an error of this request.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if clean:
             pool.release(conn)
         else:

@@ -110,3 +110,20 @@ async def test_client_disconnect_aborts_upload_and_download(router: Router, bob_
             f"{router.url}/dav/home/download.bin", headers={"Range": "bytes=0-9"}
         )
         assert after.status_code == 206
+
+
+async def test_early_answer_to_a_large_upload(router: Router, bob_cred: Any) -> None:
+    """The file server refuses an upload before its body is in (a read-only mount): the client
+    gets that answer and the router keeps serving."""
+    block = os.urandom(MIB)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(32):
+            yield block
+
+    async with httpx.AsyncClient(trust_env=False, timeout=60, auth=basic(bob_cred)) as http:
+        refused = await http.put(f"{router.url}/dav/data/upload.bin", content=body())
+        assert refused.status_code == 403
+        assert not (router.area / "data" / "upload.bin").exists()
+        after = await http.get(f"{router.url}/dav/data/readme.txt")
+        assert after.status_code == 200
