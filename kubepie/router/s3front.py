@@ -1,6 +1,7 @@
 """The S3 listener: verify SigV4 with app credentials, then forward to the user's S3 server.
 
-For each request: parse the signature (header or presigned query, :mod:`kubepie.s3.sigv4`),
+For each request: parse the signature (header or presigned query, :mod:`kubepie.s3.sigv4`;
+boto3's default SigV2 presigned URLs too, through :class:`kubepie.s3.auth.SigV4Authenticator`),
 find the credential by access key id, verify the signature with its secret and the current
 time (15 minutes of skew, presigned expiry), re-resolve the owner's identity, check the
 credential's prefix and read-only flag on the bucket/key path, and forward with the per-server
@@ -49,6 +50,7 @@ def as_s3_error(exc: BaseException) -> s3_errors.S3Error:
         error.status = 403 if status == 401 else status
         error.code = _CODES.get(status, "ServiceUnavailable" if status == 503 else "InternalError")
         return error
+    message_of(exc)  # logs the unexpected error; the client learns nothing of it
     return s3_errors.S3Error("We encountered an internal error.")
 
 
