@@ -13,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,6 +44,7 @@ from kubepie.router.identities import ClaimsSnapshots, IdentityResolver
 from kubepie.router.login import Login, LoginSettings
 from kubepie.router.metrics import RouterMetrics
 from kubepie.router.paths import DAV_PREFIX
+from kubepie.router.responses import status_of
 from kubepie.router.servers import ServerPool
 from kubepie.router.session import CookieSealer
 from kubepie.router.upstream import UpstreamPool
@@ -54,6 +56,9 @@ ISSUER_TIMEOUT_S = 10.0
 
 #: Builds extra web routes (the web UI) on the shared services; see :func:`open_router`.
 WebRoutes = Callable[[RouterContext], Sequence[BaseRoute]]
+#: Renders an error of a built-in web route (``/login``, ``/callback``, no such route...) as a
+#: page for a browser, or returns ``None`` to answer as usual (JSON); given the HTTP status.
+ErrorPage = Callable[[Request, BaseException, int], Response | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +174,31 @@ def token_validators(
     return validator(oidc.accepted_audiences, True), validator((oidc.client_id,), False)
 
 
-async def _known_error(request: Request, exc: Exception) -> Response:
-    return error_response(exc)
+def _error_handlers(error_page: ErrorPage | None) -> dict[type[Exception], Callable[..., Any]]:
+    """Known errors and Starlette's own refusals (no such route, method not allowed) as JSON,
+    or as ``error_page`` renders them for a browser."""
+
+    async def known(request: Request, exc: Exception) -> Response:
+        page = error_page(request, exc, status_of(exc)) if error_page is not None else None
+        return page if page is not None else error_response(exc)
+
+    async def http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        page = error_page(request, exc, exc.status_code) if error_page is not None else None
+        if page is not None:
+            return page
+        return JSONResponse(
+            {"error": type(exc).__name__, "message": exc.detail},
+            exc.status_code,
+            headers=exc.headers,
+        )
+
+    return {
+        RouterError: known,
+        IdentityError: known,
+        CredentialError: known,
+        HTTPException: http,
+    }
 
 
 def _home(request: Request) -> Response:
@@ -185,16 +213,6 @@ async def _home_endpoint(request: Request) -> Response:
     return _home(request)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such route, method not allowed) as JSON too."""
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        {"error": type(exc).__name__, "message": exc.detail},
-        exc.status_code,
-        headers=exc.headers,
-    )
-
-
 @contextlib.asynccontextmanager
 async def open_router(
     settings: KubePieSettings,
@@ -203,11 +221,12 @@ async def open_router(
     registry: CollectorRegistry,
     directory: Directory | None = None,
     web_routes: WebRoutes | None = None,
+    error_page: ErrorPage | None = None,
 ) -> AsyncIterator[RouterApps]:
     """Open every service, yield the apps, close everything. ``directory`` overrides the
     configured one (e.g. a directory shared with other components of one process);
     ``web_routes`` adds routes (the web UI) ahead of the built-in ones, so it may replace
-    ``/``."""
+    ``/``; ``error_page`` renders the built-in web routes' errors for browsers."""
     async with contextlib.AsyncExitStack() as stack:
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=ISSUER_TIMEOUT_S))
         keys = settings.credentials.keys()
@@ -277,12 +296,7 @@ async def open_router(
                 *login.routes(),
                 *Api(ctx).routes(),
             ],
-            exception_handlers={
-                RouterError: _known_error,
-                IdentityError: _known_error,
-                CredentialError: _known_error,
-                HTTPException: _http_error,
-            },
+            exception_handlers=_error_handlers(error_page),
         )
         from kubepie.router.s3front import S3Front
 

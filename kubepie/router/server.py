@@ -13,7 +13,7 @@ import uvicorn
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from kubepie.router.app import RouterApps, WebRoutes, open_router
+from kubepie.router.app import ErrorPage, RouterApps, WebRoutes, open_router
 from kubepie.router.servers import ServerPool
 from kubepie.settings.models import KubePieSettings
 
@@ -57,10 +57,13 @@ async def running_router(
     make_backend: BackendFactory,
     registry: CollectorRegistry,
     web_routes: WebRoutes | None = None,
+    error_page: ErrorPage | None = None,
 ) -> AsyncIterator[RouterApps]:
     backend = make_backend(settings, registry)
     try:
-        async with open_router(settings, backend, registry=registry, web_routes=web_routes) as apps:
+        async with open_router(
+            settings, backend, registry=registry, web_routes=web_routes, error_page=error_page
+        ) as apps:
             yield apps
     finally:
         await backend.aclose()
@@ -71,9 +74,10 @@ async def serve(
     make_backend: BackendFactory,
     log_level: str,
     web_routes: WebRoutes | None = None,
+    error_page: ErrorPage | None = None,
 ) -> None:
     registry = CollectorRegistry()
-    async with running_router(settings, make_backend, registry, web_routes) as apps:
+    async with running_router(settings, make_backend, registry, web_routes, error_page) as apps:
         listen = settings.listen
         servers = [_Server(uvicorn_config(apps.main, listen.host, listen.port, log_level))]
         if settings.s3_listen is not None:
@@ -97,11 +101,13 @@ def serve_forever(
     *,
     log_level: str = "info",
     web_routes: WebRoutes | None = None,
+    error_page: ErrorPage | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT; ``web_routes`` adds the web UI (see ``open_router``)."""
+    """Run until SIGTERM/SIGINT; ``web_routes`` and ``error_page`` add the web UI (see
+    ``open_router``)."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     # One line per call to the issuer (discovery, keys, tokens) is noise, not news.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.root.level))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings, make_backend, log_level, web_routes))
+        runner.run(serve(settings, make_backend, log_level, web_routes, error_page))
     return 0
