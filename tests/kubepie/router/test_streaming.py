@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,12 @@ async def test_upload_and_slow_download_keep_router_memory_flat(
         assert put.status_code in (201, 204), put.text
         assert (router.home("bob") / "big.bin").stat().st_size == size
         assert peak - baseline < 48, (baseline, peak)
+        metrics = (await http.get(f"{router.url}/metrics")).text
+        uploaded = re.search(
+            r'^kubepie_request_bytes_total\{direction="in",listener="dav"\} (\S+)$', metrics, re.M
+        )
+        assert uploaded is not None
+        assert float(uploaded.group(1)) >= size
 
         async with http.stream("GET", f"{router.url}/dav/home/big.bin") as response:
             assert response.status_code == 200
