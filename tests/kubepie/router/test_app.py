@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -60,3 +63,19 @@ async def test_web_routes_plug_in_ahead_of_the_built_in_ones(tmp_path: Path) -> 
     finally:
         await backend.aclose()
     assert "/api/v1/whoami" in (tmp_path / "accounting.jsonl").read_text()
+
+
+def test_serve_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "kubepie.yaml"
+    config.write_text("public_url: https://files.example.org\nmounts: []\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "kubepie.cli", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KUBEPIE_")},
+    )
+    assert done.returncode == 2
+    assert "oidc" in done.stderr
+    assert "mounts" in done.stderr
