@@ -98,19 +98,28 @@ def _own(path: Path, mode: int, uid: int | None, gid: int | None, as_root: bool)
     os.chmod(path, mode)
 
 
-def check_enterable(path: Path) -> None:
-    """:class:`SampleDataError` unless every ancestor of ``path`` lets other users in."""
+def closed_ancestor(path: Path) -> tuple[Path, int] | None:
+    """The first of ``path`` and its ancestors other users cannot enter, with its mode."""
     for parent in [path, *path.parents]:
         try:
             mode = parent.stat().st_mode
         except FileNotFoundError:
             continue
         if not mode & stat.S_IXOTH:
-            raise SampleDataError(
-                f"{parent} is not enterable by other users (mode {stat.filemode(mode)}): the "
-                "demo users' servers could not reach their files; choose another --dir or "
-                f"run 'chmod o+x {parent}'"
-            )
+            return parent, mode
+    return None
+
+
+def check_enterable(path: Path) -> None:
+    """:class:`SampleDataError` unless every ancestor of ``path`` lets other users in."""
+    closed = closed_ancestor(path)
+    if closed is not None:
+        parent, mode = closed
+        raise SampleDataError(
+            f"{parent} is not enterable by other users (mode {stat.filemode(mode)}): the "
+            "demo users' servers could not reach their files; choose another --dir or "
+            f"run 'chmod o+x {parent}'"
+        )
 
 
 def _home(tree: SampleTree, user: DemoUser, as_root: bool) -> None:
