@@ -102,15 +102,33 @@ async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: 
     loop = asyncio.get_running_loop()
     digests = plan.digests
 
-    def consume(batch: list[Buffer]) -> None:
+    def digest(batch: list[Buffer]) -> None:
         for piece in batch:
             digests.update(piece)
-        sink(batch)
 
-    # One worker per body keeps the batches in order; up to ``_DEPTH`` of them may wait for
-    # it, so a slow moment of hashing or disk does not stall the receiving side at once.
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-body")
-    pending: deque[asyncio.Future[None]] = deque()
+    # Two workers per body, each keeping the batches in order: one hashes, one writes, so a
+    # write held up by the kernel's dirty-page throttling does not hold up hashing (and the
+    # other way round). Up to ``_DEPTH`` batches may wait, so a slow moment on either side
+    # does not stall receiving at once.
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-hash")
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-write")
+    pending: deque[tuple[asyncio.Future[None], asyncio.Future[None]]] = deque()
+
+    def submit(batch: list[Buffer]) -> None:
+        pending.append(
+            (
+                loop.run_in_executor(hasher, digest, batch),
+                loop.run_in_executor(writer, sink, batch),
+            )
+        )
+
+    async def settle() -> None:
+        hashed, written = pending.popleft()
+        try:
+            await hashed
+        finally:
+            await written
+
     batch: list[Buffer] = []
     batched = 0
     total = 0
@@ -121,24 +139,26 @@ async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: 
                 batch.append(piece)
                 batched += len(piece)
             if batched >= chunk_size:
-                while len(pending) >= _DEPTH or (pending and pending[0].done()):
-                    await pending.popleft()
+                while len(pending) >= _DEPTH or (pending and all(f.done() for f in pending[0])):
+                    await settle()
                 total += batched
-                pending.append(loop.run_in_executor(worker, consume, batch))
+                submit(batch)
                 batch, batched = [], 0
         trailers = decoder.finish() if decoder is not None else {}
         if batch:
             total += batched
-            pending.append(loop.run_in_executor(worker, consume, batch))
+            submit(batch)
         while pending:
-            await pending.popleft()
+            await settle()
     finally:
         # Never leave a write running on a file the caller is about to close and remove
         # (at most _DEPTH batches, a few milliseconds of work).
-        for future in pending:
-            with contextlib.suppress(Exception):
-                await future
-        worker.shutdown(wait=False)
+        for pair in pending:
+            for future in pair:
+                with contextlib.suppress(Exception):
+                    await future
+        hasher.shutdown(wait=False)
+        writer.shutdown(wait=False)
     if plan.expected_length is not None and total != plan.expected_length:
         raise errors.IncompleteBody(
             f"You did not provide the number of bytes specified ({total} of "
