@@ -113,9 +113,11 @@ def installation_warnings(population: Population, paths: Sequence[Path]) -> list
     if not population.multi_user:
         return []
     warnings = []
-    for path in dict.fromkeys(paths):
+    seen: set[Path] = set()
+    for path in paths:
         closed = closed_ancestor(path)
-        if closed is not None:
+        if closed is not None and closed[0] not in seen:
+            seen.add(closed[0])
             warnings.append(
                 f"{closed[0]} is closed to other users (mode {stat.filemode(closed[1])}), and "
                 f"KubePie is installed below it ({path}): the demo users' file servers may "

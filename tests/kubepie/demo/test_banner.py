@@ -84,7 +84,7 @@ def test_an_installation_closed_to_the_demo_users_is_warned_about(tmp_path: Path
     venv.mkdir(parents=True)
     closed.chmod(0o700)
     opened = Path("/usr")
-    warnings = installation_warnings(DEMO_USERS, [venv, venv, opened])
+    warnings = installation_warnings(DEMO_USERS, [venv, closed / "clone", opened])
     assert len(warnings) == 1
     assert warnings[0].startswith(f"{closed} is closed to other users (mode drwx------)")
     assert f"chmod o+x {closed}" in warnings[0]
