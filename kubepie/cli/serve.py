@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from kubepie.settings.errors import ConfigError
     from kubepie.settings.loader import load_config
     from kubepie.settings.models import KubePieSettings
+    from kubepie.web.app import web_ui
 
     try:
         settings = load_config(args.config)
@@ -51,4 +52,11 @@ def run(args: argparse.Namespace) -> int:
             metrics=PrometheusBackendMetrics(registry),
         )
 
-    return serve_forever(settings, local_backend, log_level=args.log_level)
+    ui = web_ui(settings)
+    return serve_forever(
+        settings,
+        local_backend,
+        log_level=args.log_level,
+        web_routes=ui.web_routes,
+        error_page=ui.error_page,
+    )
