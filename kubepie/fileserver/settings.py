@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from identity.models import Identity
 from identity.storage import ResolvedMount
 from kubepie.fileserver.errors import PathRefused
 from kubepie.fileserver.mounts import Mount, Mounts, check_segment
@@ -173,6 +174,29 @@ def _field(doc: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise SettingsError(f"{where}{key}: expected {kind.__name__}")
     return value
+
+
+def backend_document(
+    identity: Identity,
+    mounts: Sequence[ResolvedMount],
+    secret: str,
+    state_dir: str | None = None,
+) -> dict[str, Any]:
+    """The JSON document a backend gives ``kubepie fileserver`` (the inverse of
+    :func:`backend_settings`). Send it on the child's stdin or in a 0600 file, never in argv."""
+    doc: dict[str, Any] = {
+        "identity": {
+            "username": identity.username,
+            "uid": identity.uid,
+            "gid": identity.gid,
+            "gids": list(identity.gids),
+        },
+        "mounts": [{"name": m.name, "path": m.path, "read_only": m.read_only} for m in mounts],
+        "secret": secret,
+    }
+    if state_dir is not None:
+        doc["state_dir"] = state_dir
+    return doc
 
 
 def backend_settings(

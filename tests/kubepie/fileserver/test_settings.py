@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from identity.models import Identity
+from identity.storage import MountSpec, resolve_mounts
 from kubepie.fileserver.auth import basic_ok, secret_ok
 from kubepie.fileserver.dav_app import check_request_paths, if_modified_since_inclusive
 from kubepie.fileserver.errors import PathRefused
@@ -20,6 +22,7 @@ from kubepie.fileserver.settings import (
     SettingsError,
     TcpAddress,
     UnixAddress,
+    backend_document,
     backend_settings,
     parse_address,
     parse_roots,
@@ -78,6 +81,22 @@ def test_backend_settings_from_the_parents_document() -> None:
 def test_backend_settings_errors_name_the_key(change: dict[str, object], key: str) -> None:
     with pytest.raises(SettingsError, match=key.replace("[", r"\[").replace("]", r"\]")):
         backend_settings({**GOOD, **change}, listen=TcpAddress("127.0.0.1", 1), s3_listen=None)
+
+
+def test_backend_document_round_trips() -> None:
+    alice = Identity("https://idp", "sub-a", "alice", 10001, 10001, (20001, 20002))
+    specs = (MountSpec("home", "/home/{username}"), MountSpec("g", "/group/{group}", True))
+    mounts = resolve_mounts(specs, Identity("i", "s", "alice", 10001, 10001, (), ("physics",)))
+    doc = backend_document(alice, mounts, "x" * 32, state_dir="/var/lib/k/alice")
+    settings = backend_settings(
+        json.loads(json.dumps(doc)), listen=UnixAddress(Path("/run/a.sock")), s3_listen=None
+    )
+    assert settings.run_as is not None
+    assert (settings.run_as.uid, settings.run_as.gid) == (10001, 10001)
+    assert settings.run_as.gids == (10001, 20001, 20002)
+    assert settings.mounts == mounts
+    assert settings.state_dir == Path("/var/lib/k/alice")
+    assert settings.auth == ServerSecret("x" * 32)
 
 
 def test_secret_from_the_environment_is_removed_from_it() -> None:
