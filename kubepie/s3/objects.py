@@ -263,6 +263,10 @@ class AtomicFile:
         self._fsync = fsync
         self._resource = resource
         self.temp = final.parent / f"{RESERVED_PREFIX}-put-{secrets.token_hex(8)}"
+        if os.path.lexists(final) and not os.access(final, os.W_OK):
+            # The rename would replace a file the user may not write (in a directory that is
+            # not sticky): keep the meaning of a PUT, "write this file", as open(O_TRUNC) would.
+            raise errors.AccessDenied("Access Denied", resource=resource)
         try:
             self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except OSError as exc:
