@@ -1,6 +1,6 @@
 """Multipart uploads staged on the mount's own filesystem (blocking I/O: run in threads).
 
-Layout: ``<mount root>/<staging_dir>/<upload id>/upload.json`` describes the upload (key,
+Layout: ``<mount root>/<staging_dir>-<uid>/<upload id>/upload.json`` describes the upload (key,
 start time, content type, user metadata); each part is a file ``<NNNNN>-<md5 hex>``, written
 to a temporary file first and renamed to that name once complete, so a part's ETag needs no
 xattr and a dropped UploadPart leaves only its temporary file, removed at once. The staging
@@ -47,7 +47,9 @@ MAX_PART_NUMBER = 10000
 
 
 def staging_root(mount: Mount, settings: S3Settings) -> Path:
-    return mount.root / settings.staging_dir
+    """This user's staging directory in ``mount``: one per uid, since a group area's root is
+    shared by its members and each member's uploads must stay their own (mode 0700)."""
+    return mount.root / f"{settings.staging_dir}-{os.getuid()}"
 
 
 def _upload_dir(mount: Mount, settings: S3Settings, upload_id: str) -> Path:

@@ -31,5 +31,6 @@ class S3Settings:
     #: ``"...-1"`` ETag of files written by other means (see :mod:`kubepie.s3.objects`), and a
     #: Content-MD5 sent by the client is still checked. Multipart parts always hash.
     md5_etags: bool = True
-    #: Hidden directory at each mount root that stages multipart uploads; never listed.
+    #: Hidden directory at each mount root that stages multipart uploads, suffixed with
+    #: ``-<uid>`` (members of a group area each keep their own); never listed.
     staging_dir: str = ".kubepie-s3-uploads"

@@ -115,7 +115,7 @@ def test_writes_belong_to_the_user(alice: httpx.Client, area: Path) -> None:
     assert (st.st_uid, st.st_gid) == (ALICE.uid, ALICE.gid)
     upload = alice.post("/home/big.bin?uploads")
     assert upload.status_code == 200
-    staging = area / "alice-home" / ".kubepie-s3-uploads"
+    staging = area / "alice-home" / f".kubepie-s3-uploads-{ALICE.uid}"
     assert os.stat(staging).st_uid == ALICE.uid
 
 
@@ -125,3 +125,16 @@ def test_symlink_to_etc_shadow_is_refused(alice: httpx.Client) -> None:
     assert _code(response) == "AccessDenied"
     listing = alice.get("/home?list-type=2")
     assert "shadow" not in listing.text
+
+
+def test_members_of_a_shared_area_each_stage_their_own_uploads(
+    alice: httpx.Client, carol: httpx.Client, area: Path
+) -> None:
+    for client in (alice, carol):
+        assert client.post("/physics/shared-upload.bin?uploads").status_code == 200
+    for client, user in ((alice, ALICE), (carol, CAROL)):
+        listing = client.get("/physics?uploads")
+        assert listing.text.count("<Upload>") == 1
+        staging = area / "physics" / f".kubepie-s3-uploads-{user.uid}"
+        assert os.stat(staging).st_uid == user.uid
+        assert os.stat(staging).st_mode & 0o777 == 0o700

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -166,7 +167,7 @@ def test_upload_part_dropped_halfway_leaves_no_part(s3_server: S3Server) -> None
         ExpiresIn=60,
     )
     _send_half_and_hang_up(url, 8 * 1024 * 1024)
-    staging = s3_server.home / ".kubepie-s3-uploads" / upload_id
+    staging = s3_server.home / f".kubepie-s3-uploads-{os.getuid()}" / upload_id
     assert _wait_for_no_temporaries(staging) == []
     assert client.list_parts(Bucket="home", Key=key, UploadId=upload_id).get("Parts", []) == []
     client.abort_multipart_upload(Bucket="home", Key=key, UploadId=upload_id)

@@ -22,7 +22,7 @@ def _md5(data: bytes) -> bytes:
 
 
 def _staging(s3_server: S3Server) -> list[str]:
-    staging = s3_server.home / ".kubepie-s3-uploads"
+    staging = s3_server.home / f".kubepie-s3-uploads-{os.getuid()}"
     if not staging.exists():
         return []
     return sorted(str(p.relative_to(staging)) for p in staging.rglob("*"))
