@@ -10,9 +10,10 @@ Modules, from the entry point down:
 * ``launch``, ``server``: command line → :class:`settings.FileServerSettings`; bind the
   listeners, drop privileges (``privileges``), serve WebDAV and S3 in one uvicorn loop;
 * ``auth``: Basic (standalone) or per-server secret (behind the router) in front of WebDAV;
-* ``dav_app``: the ``/dav`` front (raw-path checks, fast paths ``dav_get`` / ``dav_put``) and
-  wsgidav through a2wsgi; ``dav_provider``, ``dav_props``: the wsgidav adapter (provider over
-  the mounts, dead properties in xattrs); only ``dav_*`` modules import wsgidav;
+* ``dav_app``: the ``/dav`` front (raw-path checks, fast paths ``dav_get`` / ``dav_put``, HTML
+  listings ``dav_listing``) and wsgidav through a2wsgi; ``dav_provider``, ``dav_props``: the
+  wsgidav adapter (provider over the mounts, dead properties in xattrs); only ``dav_*`` modules
+  import wsgidav;
 * ``uploads``: temp file + rename for every PUT; ``mounts``: confinement (pure, apart from
   resolving symlinks); ``errors``: the error tree and the POSIX mapping.
 """

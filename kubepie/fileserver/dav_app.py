@@ -9,7 +9,8 @@ The front (:class:`DavFront`) does what must happen before wsgidav sees a reques
   :func:`kubepie.fileserver.asgi.disconnect_aware`), so a cut PUT is discarded;
 * it redirects ``/`` to ``/dav/`` for browsers and answers 404 elsewhere;
 * plain GET/HEAD of a file and plain PUT skip the adapter (:mod:`kubepie.fileserver.dav_get`,
-  :mod:`kubepie.fileserver.dav_put`); everything else goes to wsgidav.
+  :mod:`kubepie.fileserver.dav_put`), HTML listings of collections are rendered by
+  :mod:`kubepie.fileserver.dav_listing`; everything else goes to wsgidav.
 
 wsgidav runs through the a2wsgi adapter with ``block_size`` of at least 1 MiB (the adapter
 pays per block). Authentication is done before this app (:class:`kubepie.fileserver.auth.
