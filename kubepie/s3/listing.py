@@ -6,7 +6,8 @@ tree in that global order, lazily, so a page stops reading the tree once it is f
 prunes: it skips directories whose keys cannot match the prefix or all lie at or before the
 marker, and a directory that a delimiter rolls up into one common prefix is not entered. Only
 the entries returned are stat'ed. Empty directories appear as ``name/`` folder markers.
-Reserved names (``.kubepie-s3*``: temporary files, the multipart staging directory), names
+The file server's own hidden names (``.kubepie-s3*`` temporary files and multipart staging
+directories, WebDAV uploads in flight), names
 that are not UTF-8, unreadable subdirectories and symlinks that leave the mount or point at
 directories are left out.
 """
@@ -24,6 +25,9 @@ from kubepie.s3.models import ListPage, ListQuery, ObjectInfo
 from kubepie.s3.objects import RESERVED_PREFIX, info_from_stat
 
 _Entry = tuple[str, bool, str]  # key, is_dir, filesystem path
+#: Hidden names holding this are the file server's own (ours start with ``.kubepie-s3``; the
+#: WebDAV side's uploads in flight are ``.<name>.kubepie-upload-<token>``).
+_INTERNAL_MARK = ".kubepie-"
 
 
 def _entries(mount_real: str, directory: str, base: str) -> list[_Entry]:
@@ -31,7 +35,7 @@ def _entries(mount_real: str, directory: str, base: str) -> list[_Entry]:
     with os.scandir(directory) as scan:
         for entry in scan:
             name = entry.name
-            if name.startswith(RESERVED_PREFIX):
+            if name.startswith(".") and _INTERNAL_MARK in name:
                 continue
             try:
                 name.encode("utf-8")

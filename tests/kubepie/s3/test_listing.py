@@ -30,6 +30,7 @@ def tree(s3_server: S3Server) -> Path:
         path.write_bytes(key.encode())
     (base / "list" / "empty-dir").mkdir()
     (base / "list" / ".kubepie-s3-put-0123").write_bytes(b"in flight")
+    (base / "list" / ".top0.txt.kubepie-upload-4567").write_bytes(b"WebDAV upload in flight")
     return base
 
 
