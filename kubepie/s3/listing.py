@@ -7,9 +7,8 @@ prunes: it skips directories whose keys cannot match the prefix or all lie at or
 marker, and a directory that a delimiter rolls up into one common prefix is not entered. Only
 the entries returned are stat'ed. Empty directories appear as ``name/`` folder markers.
 The file server's own hidden names (``.kubepie-s3*`` temporary files and multipart staging
-directories, WebDAV uploads in flight), names
-that are not UTF-8, unreadable subdirectories and symlinks that leave the mount or point at
-directories are left out.
+directories, WebDAV uploads in flight), names that are not UTF-8, unreadable subdirectories
+and symlinks that leave the mount or point at directories are left out.
 """
 
 from __future__ import annotations
