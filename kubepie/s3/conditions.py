@@ -8,8 +8,9 @@ does; an unsatisfiable range is ``InvalidRange`` (416).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
 from kubepie.s3 import errors
 
@@ -18,8 +19,17 @@ class NotModified(Exception):
     """The client's copy is current: answer 304 with no body."""
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def http_date(timestamp: float) -> str:
-    return formatdate(timestamp, usegmt=True)
+    """RFC 7231 date (``Sun, 06 Nov 1994 08:49:37 GMT``), without email.utils' overhead."""
+    t = time.gmtime(timestamp)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def _parse_date(value: str) -> float | None:

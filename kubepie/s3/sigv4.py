@@ -314,8 +314,19 @@ def parse(request: HttpRequest) -> SignedAuth | None:
 
 
 def _parse_amz_date(text: str) -> datetime:
+    # By hand: strptime costs more than the rest of the verification together.
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z":
+        raise errors.AccessDenied(f"malformed request date {text!r}")
     try:
-        return datetime.strptime(text, _AMZ_DATE).replace(tzinfo=UTC)
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=UTC,
+        )
     except ValueError as exc:
         raise errors.AccessDenied(f"malformed request date {text!r}") from exc
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from kubepie.s3 import errors, xml
-from kubepie.s3.conditions import NotModified, check_preconditions, parse_range
+from kubepie.s3.conditions import NotModified, check_preconditions, http_date, parse_range
 from kubepie.s3.models import ListPage, ObjectInfo
 
 NS = {"s3": xml.NAMESPACE}
@@ -114,3 +114,10 @@ def test_posix_errors_map_to_s3_codes(code: int, error: type[errors.S3Error], st
     mapped = errors.from_oserror(OSError(code, "x"), "/home/k")
     assert type(mapped) is error
     assert mapped.status == status
+
+
+def test_http_date_matches_email_utils() -> None:
+    from email.utils import formatdate
+
+    for timestamp in (0.0, 951782400.5, 1_700_000_000.0, 4_102_444_799.0):
+        assert http_date(timestamp) == formatdate(timestamp, usegmt=True)
