@@ -21,7 +21,6 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubepie.router.paths import split_segments
-from kubepie.web.errorpages import error_response
 from kubepie.web.errors import BadForm, PageNotFound
 from kubepie.web.files import UserFiles, shown
 from kubepie.web.guard import Guard, WebSession
@@ -193,7 +192,7 @@ class FileBrowser:
         except Exception as exc:
             if started:
                 raise  # mid-stream: the browser sees the download fail
-            await error_response(self.guard.pages, request, exc)(scope, receive, send)
+            await (await self.guard.error(request, exc))(scope, receive, send)
 
 
 class _Asgi:

@@ -8,7 +8,7 @@ keep their formats: :func:`wants_html` decides, and the router's own routes ask
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +18,12 @@ from starlette.responses import Response
 
 from identity.errors import DirectoryUnavailableError
 from kubepie.router.errors import UpstreamError
-from kubepie.router.responses import error_headers, message_of, status_of
+from kubepie.router.responses import message_of, status_of
 from kubepie.web.errors import CsrfRefused
 from kubepie.web.render import Pages
+
+#: The challenge of a 401 page (see :func:`error_response`).
+BROWSER_CHALLENGE = 'Bearer realm="kubepie"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +110,20 @@ def describe(exc: BaseException, status: int) -> ErrorInfo:
 
 
 def error_response(
-    pages: Pages, request: Request, exc: BaseException, status: int | None = None
+    pages: Pages,
+    request: Request,
+    exc: BaseException,
+    status: int | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Response:
-    """The page for ``exc``; 401 carries the usual challenges."""
+    """The page for ``exc``. A 401 page challenges for Bearer only: a Basic challenge would
+    make the browser ask for a password in a dialog of its own instead of showing the page's
+    login button."""
     status = status if status is not None else status_of(exc)
     info = describe(exc, status)
-    context: dict[str, Any] = {"error": info, "title": info.title, "next": request.url.path}
-    response = pages.page("error.html", context, status=info.status)
-    for name, value in error_headers(info.status):
-        response.headers.append(name.decode(), value.decode())
-    return response
+    values = {**(context or {}), "error": info, "title": info.title, "next": request.url.path}
+    headers = {"www-authenticate": BROWSER_CHALLENGE} if info.status == 401 else None
+    return pages.page("error.html", values, status=info.status, headers=headers)
 
 
 def error_page_for(pages: Pages) -> Callable[[Request, BaseException, int], Response | None]:

@@ -9,6 +9,7 @@ page (:mod:`kubepie.web.errorpages`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,14 @@ class Guard:
             try:
                 return await handle(request)
             except Exception as exc:
-                return error_response(self.pages, request, exc)
+                return await self.error(request, exc)
 
         return endpoint
+
+    async def error(self, request: Request, exc: BaseException) -> Response:
+        """The error page for ``exc``, with the menu when the user is logged in."""
+        session = None
+        if not isinstance(exc, NotLoggedIn):
+            with contextlib.suppress(Exception):  # the error may be that no one can log in
+                session = await self.session(request)
+        return error_response(self.pages, request, exc, context=self.context(session))
