@@ -9,13 +9,15 @@ uids and must reach it): ``home/<user>`` (0700, the user's), ``data`` (read-only
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import secrets
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -208,6 +210,21 @@ async def dave_credential(router: Router) -> Any:
     async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
         http.headers["Authorization"] = f"Bearer {token}"
         return await create_credential(http, router, description="S3 suite")
+
+
+async def accounted(
+    router: Router, match: Callable[[dict[str, Any]], bool], wait_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """The accounting entries matching ``match``, waiting for the first one: a request is
+    accounted when its handler returns, which may be just after the client has its answer."""
+    for _ in range(int(wait_s / 0.05)):
+        if router.accounting.exists():
+            lines = router.accounting.read_text().splitlines()
+            found = [e for e in map(json.loads, lines) if match(e)]
+            if found:
+                return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("no matching accounting entry")
 
 
 def basic(cred: dict[str, Any]) -> tuple[str, str]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 
 import httpx
 
 from tests.fixtures.oidc import RESOURCE
-from tests.kubepie.router.conftest import Router, basic, browser_login, create_credential
+from tests.kubepie.router.conftest import (
+    Router,
+    accounted,
+    basic,
+    browser_login,
+    create_credential,
+)
 
 
 async def test_credentials_api_and_basic_webdav(router: Router) -> None:
@@ -53,8 +58,9 @@ async def test_credentials_api_and_basic_webdav(router: Router) -> None:
     stat = os.stat(router.home("alice") / "moved.txt")
     assert (stat.st_uid, stat.st_gid) == (10001, 10001)
 
-    lines = [json.loads(line) for line in router.accounting.read_text().splitlines()]
-    puts = [e for e in lines if e["method"] == "PUT" and e["path"] == "/home/hello.txt"]
+    puts = await accounted(
+        router, lambda e: e["method"] == "PUT" and e["path"] == "/home/hello.txt"
+    )
     assert puts
     assert puts[-1]["username"] == "alice"
     assert puts[-1]["auth"] == "basic"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from tests.fixtures.oidc import drive_login
-from tests.kubepie.router.conftest import Router, browser_login
+from tests.kubepie.router.conftest import Router, accounted, browser_login
 
 
 async def test_login_reaches_whoami(router: Router) -> None:
@@ -21,8 +19,9 @@ async def test_login_reaches_whoami(router: Router) -> None:
         assert me["gids"] == [10001, 20001, 20002]
         assert set(me["groups"]) == {"alice", "physics", "beamline-x"}
         assert me["auth"] == "session"
-        entries = [json.loads(line) for line in router.accounting.read_text().splitlines()]
-        mine = [e for e in entries if e["path"] == "/api/v1/whoami" and e["status"] == 200]
+        mine = await accounted(
+            router, lambda e: e["path"] == "/api/v1/whoami" and e["status"] == 200
+        )
         assert mine[-1]["username"] == "alice"
         assert mine[-1]["auth"] == "session"
         assert "kubepie_session" not in router.accounting.read_text()

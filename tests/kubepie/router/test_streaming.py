@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -15,7 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.kubepie.router.conftest import Router, basic, browser_login, create_credential
+from tests.kubepie.router.conftest import (
+    Router,
+    accounted,
+    basic,
+    browser_login,
+    create_credential,
+)
 
 MIB = 1024 * 1024
 
@@ -59,6 +64,7 @@ async def test_upload_and_slow_download_keep_router_memory_flat(
         assert put.status_code in (201, 204), put.text
         assert (router.home("bob") / "big.bin").stat().st_size == size
         assert peak - baseline < 48, (baseline, peak)
+        await accounted(router, lambda e: e["path"] == "/home/big.bin" and e["method"] == "PUT")
         metrics = (await http.get(f"{router.url}/metrics")).text
         uploaded = re.search(
             r'^kubepie_request_bytes_total\{direction="in",listener="dav"\} (\S+)$', metrics, re.M
@@ -103,14 +109,7 @@ async def test_client_disconnect_aborts_upload_and_download(router: Router, bob_
     reader, writer = await _raw(router, bob_cred, "GET /dav/home/download.bin HTTP/1.1\n")
     await reader.readexactly(2 * MIB)
     writer.transport.abort()
-    for _ in range(40):
-        await asyncio.sleep(0.1)
-        lines = router.accounting.read_text().splitlines()
-        entries = [json.loads(line) for line in lines]
-        done = [e for e in entries if e["path"] == "/home/download.bin"]
-        if done:
-            break
-    assert done, "the aborted download was never accounted"
+    done = await accounted(router, lambda e: e["path"] == "/home/download.bin")
     assert done[-1]["bytes_out"] < 64 * MIB
     async with httpx.AsyncClient(trust_env=False, timeout=30, auth=basic(bob_cred)) as http:
         after = await http.get(
