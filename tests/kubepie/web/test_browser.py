@@ -18,7 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from mypy_boto3_s3 import S3Client
+from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
 
 from tests.kubepie.router.conftest import Router
 
@@ -34,8 +35,8 @@ FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1200, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1200, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -87,12 +88,14 @@ def boto3_values(snippet: str) -> dict[str, str]:
     return {k: found[k] for k in ("endpoint_url", "aws_access_key_id", "aws_secret_access_key")}
 
 
-def s3_client(values: dict[str, str]):  # type: ignore[no-untyped-def]
+def s3_client(values: dict[str, str]) -> S3Client:
     return boto3.client(
         "s3",
         region_name="us-east-1",
+        endpoint_url=values["endpoint_url"],
+        aws_access_key_id=values["aws_access_key_id"],
+        aws_secret_access_key=values["aws_secret_access_key"],
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
-        **values,
     )
 
 

@@ -1,0 +1,148 @@
+"""The UI's forms and error pages over plain HTTP against the real router (no JavaScript, as
+a browser without it sends them): a large upload streams through the router with flat memory,
+forged posts change nothing, and errors are pages for browsers but keep their JSON or text
+format for API and WebDAV clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from tests.kubepie.router.conftest import Router, browser_login
+
+MIB = 1024 * 1024
+HTML = {"accept": "text/html,application/xhtml+xml"}
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def csrf_token(http: httpx.AsyncClient, url: str) -> str:
+    page = await http.get(url, headers=HTML)
+    assert page.status_code == 200, page.text
+    found = _TOKEN.search(page.text)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_large_upload_streams_through_the_router(web_router: Router) -> None:
+    """A 128 MiB file in a multipart form: the router's memory stays flat (it never holds the
+    file), and what lands in bob's home, as bob, is exactly what was sent."""
+    router = web_router
+    assert router.proc is not None
+    pid = router.proc.pid
+    size, block = 128 * MIB, os.urandom(MIB)
+    boundary = "kubepie" + secrets.token_hex(8)
+    http = await browser_login(router, "bob")
+    try:
+        token = await csrf_token(http, f"{router.url}/files/home/")
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+            f"{token}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+            f'name="files"; filename="big.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        baseline = rss_mb(pid)
+        peak = baseline
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal peak
+            yield head
+            for i in range(size // MIB):
+                if i % 8 == 0:
+                    peak = max(peak, rss_mb(pid))
+                yield block
+            yield tail
+
+        response = await http.post(
+            f"{router.url}/files/home/?op=upload",
+            content=body(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+            timeout=120,
+        )
+        assert response.status_code == 303, response.text
+        assert response.headers["location"] == "/files/home/?done=upload&n=1"
+        stored = router.home("bob") / "big.bin"
+        assert stored.stat().st_size == size
+        assert stored.stat().st_uid == 10002
+        with stored.open("rb") as f:
+            assert f.read(MIB) == block
+        assert peak - baseline < 48, (baseline, peak)
+    finally:
+        await http.aclose()
+        (router.home("bob") / "big.bin").unlink(missing_ok=True)
+
+
+async def test_forged_posts_change_nothing(web_router: Router) -> None:
+    router = web_router
+    http = await browser_login(router, "carol")
+    other = await browser_login(router, "carol")  # another session of the same user
+    try:
+        token = await csrf_token(http, f"{router.url}/files/home/")
+        theirs = await csrf_token(other, f"{router.url}/files/home/")
+        assert token != theirs  # per session
+        url = f"{router.url}/files/home/?op=mkdir"
+        for form in ({"name": "forged"}, {"name": "forged", "csrf_token": theirs}):
+            refused = await http.post(url, data=form, headers=HTML)
+            assert refused.status_code == 403
+            assert "Form refused" in refused.text
+        upload = await http.post(
+            f"{router.url}/files/home/?op=upload",
+            files={"files": ("forged.txt", b"x")},
+            data={"csrf_token": "wrong"},
+        )
+        assert upload.status_code == 403
+        assert not (router.home("carol") / "forged").exists()
+        assert not (router.home("carol") / "forged.txt").exists()
+        credentials = await http.post(f"{router.url}/credentials", data={"expires": "1d"})
+        assert credentials.status_code == 403
+        listed = await http.get(f"{router.url}/api/v1/credentials")
+        assert listed.json() == {"credentials": []}
+        # With the token the same form works, and without JavaScript: a 303 to the folder.
+        done = await http.post(url, data={"name": "made", "csrf_token": token})
+        assert done.status_code == 303
+        assert (router.home("carol") / "made").is_dir()
+    finally:
+        await http.aclose()
+        await other.aclose()
+
+
+async def test_errors_are_pages_for_browsers_only(web_router: Router) -> None:
+    router = web_router
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as anonymous:
+        page = await anonymous.get(f"{router.url}/callback?state=x&code=y", headers=HTML)
+        assert page.status_code == 400
+        assert page.headers["content-type"].startswith("text/html")
+        assert "start again" in page.text
+        api = await anonymous.get(f"{router.url}/callback?state=x&code=y")
+        assert api.status_code == 400
+        assert api.json()["error"] == "LoginFailed"
+
+        missing = await anonymous.get(f"{router.url}/no/such/page", headers=HTML)
+        assert missing.status_code == 404
+        assert "Not found" in missing.text
+        assert (await anonymous.get(f"{router.url}/no/such/page")).json()["error"]
+
+        login = await anonymous.get(f"{router.url}/files/home/", headers=HTML)
+        assert login.status_code == 401
+        assert login.headers["www-authenticate"] == 'Bearer realm="kubepie"'
+        assert 'href="/login?next=/files/home/"' in login.text
+
+        whoami = await anonymous.get(f"{router.url}/api/v1/whoami", headers=HTML)
+        assert whoami.status_code == 401
+        assert whoami.json()["error"] == "Unauthenticated"  # the API keeps JSON
+        dav = await anonymous.get(f"{router.url}/dav/home/", headers=HTML)
+        assert dav.status_code == 401
+        assert dav.headers["content-type"].startswith("text/plain")  # WebDAV keeps its text
+        assert len(dav.headers.get_list("www-authenticate")) == 2
