@@ -21,9 +21,10 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kubepie.router.paths import split_segments
-from kubepie.web.errors import BadForm, PageNotFound
+from kubepie.web.errors import BadForm, PageNotFound, PermissionDenied
 from kubepie.web.files import UserFiles, shown
 from kubepie.web.guard import Guard, WebSession
+from kubepie.web.settings import mount_rank
 from kubepie.web.upload import UploadStream, boundary_of, check_name
 
 FILES = "/files"
@@ -90,7 +91,9 @@ class FileBrowser:
         session = await self.guard.session(request)
         if session is None:
             return self.guard.page("landing.html", self.guard.context(None, title="Welcome"))
-        mounts = await self._files(session).list(())
+        order = self.guard.settings.mount_order
+        found = await self._files(session).list(())
+        mounts = sorted(found, key=lambda m: mount_rank(m.name, order))
         context = self.guard.context(
             session,
             title="Your files",
@@ -161,6 +164,20 @@ class FileBrowser:
             stored = await stream.run(request.stream())
             return RedirectResponse(f"{back}?done=upload&n={len(stored)}", status_code=303)
         form = await self.guard.form(request)
+        try:
+            await self._change(files, segments, op, form)
+        except PermissionDenied as exc:
+            if segments[0] in self.guard.settings.read_only_mounts:
+                raise PermissionDenied(
+                    f"{exc} The storage area {segments[0]} is read-only for everyone: nothing "
+                    "can be created, renamed or deleted in it."
+                ) from exc
+            raise
+        return RedirectResponse(f"{back}?done={op}", status_code=303)
+
+    async def _change(
+        self, files: UserFiles, segments: Sequence[str], op: str, form: dict[str, str]
+    ) -> None:
         if op == "mkdir":
             await files.mkdir(segments, check_name(form.get("name", "")))
         elif op == "rename":
@@ -171,7 +188,6 @@ class FileBrowser:
             await files.delete(segments, check_name(form.get("name", "")))
         else:
             raise BadForm(f"unknown operation {op[:20]!r}")
-        return RedirectResponse(f"{back}?done={op}", status_code=303)
 
     async def download(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Raw ASGI: the file streams from the file server to the browser."""
@@ -188,7 +204,8 @@ class FileBrowser:
             segments = segments_of(request, DOWNLOAD)
             if len(segments) < 2:
                 raise PageNotFound("Choose a file to download.")
-            await self._files(session).download(segments, scope["headers"], receive, watched)
+            files = self._files(session)
+            await files.download(segments, scope["method"], scope["headers"], receive, watched)
         except Exception as exc:
             if started:
                 raise  # mid-stream: the browser sees the download fail

@@ -236,17 +236,19 @@ class UserFiles:
     async def download(
         self,
         path: Sequence[str],
+        method: str,
         headers: Sequence[tuple[bytes, bytes]],
         receive: Receive,
         send: Send,
     ) -> None:
-        """Stream the file to the browser as an attachment; a refusal is raised, not sent."""
-        self._check("GET", path, {})
+        """Stream the file (``GET``/``HEAD``) to the browser as an attachment; a refusal is
+        raised, not sent."""
+        self._check(method, path, {})
         gate = DownloadSend(send, path[-1] if path else "download")
         await self.ctx.forward(
             self.principal.identity,
             dav_address,
-            method="GET",
+            method=method,
             target=dav_target(path),
             headers=[(n, v) for n, v in headers if n.lower() in _DOWNLOAD_HEADERS],
             receive=receive,

@@ -24,6 +24,8 @@ class WebSettings:
     default_mount: str
     #: Mount names (templates included) that are read-only for everyone.
     read_only_mounts: frozenset[str]
+    #: Mount names as configured (templates included), in the configured order.
+    mount_order: tuple[str, ...]
     #: Key material the CSRF key is derived from (the first credential encryption key).
     csrf_material: bytes = field(repr=False)
 
@@ -57,5 +59,19 @@ class WebSettings:
             identity_detail=detail,
             default_mount=concrete[0] if concrete else settings.mounts[0].name,
             read_only_mounts=frozenset(m.name for m in settings.mounts if m.read_only),
+            mount_order=tuple(m.name for m in settings.mounts),
             csrf_material=settings.credentials.keys()[0].material,
         )
+
+
+def mount_rank(name: str, order: tuple[str, ...]) -> tuple[int, str]:
+    """Sort key of a user's mount: the configured order (``group-{group}`` matches every
+    ``group-...``), then the name. Pure."""
+    for index, template in enumerate(order):
+        head, brace, rest = template.partition("{")
+        tail = rest.partition("}")[2]
+        if name == template or (
+            brace and name.startswith(head) and name.endswith(tail) and len(name) > len(head)
+        ):
+            return index, name
+    return len(order), name

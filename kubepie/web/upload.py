@@ -126,7 +126,9 @@ class UploadStream:
             part.header_size += len(data)
             if part.header_size > MAX_PART_HEADERS:
                 raise BadForm("a part of the upload form has too large headers")
-            self._header[0 if kind == "field" else 1] += data.decode("utf-8", "replace")
+            # latin-1 keeps the bytes as they are; names are decoded as UTF-8 later, as
+            # browsers send them.
+            self._header[0 if kind == "field" else 1] += data.decode("latin-1")
         elif kind == "header_end":
             part.headers[self._header[0].strip().lower()] = self._header[1].strip()
             self._header = ["", ""]

@@ -146,3 +146,33 @@ async def test_errors_are_pages_for_browsers_only(web_router: Router) -> None:
         assert dav.status_code == 401
         assert dav.headers["content-type"].startswith("text/plain")  # WebDAV keeps its text
         assert len(dav.headers.get_list("www-authenticate")) == 2
+
+
+async def test_downloads_are_attachments_of_the_users_own_files(web_router: Router) -> None:
+    router = web_router
+    http = await browser_login(router, "dave")
+    try:
+        token = await csrf_token(http, f"{router.url}/files/home/")
+        stored = await http.post(
+            f"{router.url}/files/home/?op=upload",
+            data={"csrf_token": token},
+            files={"files": ("résumé 1.txt", b"dave's notes\n")},
+        )
+        assert stored.status_code == 303
+        url = f"{router.url}/download/home/r%C3%A9sum%C3%A9%201.txt"
+        got = await http.get(url)
+        assert got.status_code == 200
+        assert got.content == b"dave's notes\n"
+        assert got.headers["content-disposition"].endswith("UTF-8''r%C3%A9sum%C3%A9%201.txt")
+        head = await http.head(url)
+        assert head.status_code == 200
+        assert head.headers["content-length"] == "13"
+        assert head.content == b""
+        # Carol's group area is no mount of dave's: the page says so, nothing is served.
+        other = await http.get(f"{router.url}/download/group-carol/notes.txt", headers=HTML)
+        assert other.status_code == 404
+        assert "Not found" in other.text
+        traversal = await http.get(f"{router.url}/download/home/%2E%2E/carol/x", headers=HTML)
+        assert traversal.status_code == 400
+    finally:
+        await http.aclose()

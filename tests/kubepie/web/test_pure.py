@@ -27,7 +27,7 @@ from kubepie.web.errors import (
 from kubepie.web.files import content_disposition, refusal
 from kubepie.web.listing import Entry, human_size, human_time, parse_multistatus
 from kubepie.web.render import Pages, load_assets, make_environment
-from kubepie.web.settings import WebSettings
+from kubepie.web.settings import WebSettings, mount_rank
 from kubepie.web.snippets import SnippetValues, snippets
 from kubepie.web.upload import UploadStream, check_name, file_name
 
@@ -249,12 +249,12 @@ async def test_upload_stream_stores_each_file_in_order(piece: int) -> None:
     big = bytes(range(256)) * 300 + b"\r\n--not-the-boundary\r\n"
     body = multipart(
         "XyZ",
-        [("csrf_token", None, b"good"), ("files", "a.bin", big), ("files", "b.txt", b"hi")],
+        [("csrf_token", None, b"good"), ("files", "a.bin", big), ("files", "b é.txt", b"hi")],
     )
     recorder = Recorder()
     stream = UploadStream(b"XyZ", recorder.check, recorder.put)
-    assert await stream.run(pieces(body, piece)) == ["a.bin", "b.txt"]
-    assert recorder.files == {"a.bin": big, "b.txt": b"hi"}
+    assert await stream.run(pieces(body, piece)) == ["a.bin", "b é.txt"]
+    assert recorder.files == {"a.bin": big, "b é.txt": b"hi"}
     assert recorder.tokens == ["good"]
 
 
@@ -366,3 +366,11 @@ def test_templates_escape_names_and_ship_with_assets() -> None:
     assets = load_assets()
     assert b".crumbs" in assets["kubepie.css"]
     assert b"XMLHttpRequest" in assets["kubepie.js"]
+
+
+def test_mounts_keep_the_configured_order() -> None:
+    order = ("home", "data", "group-{group}", "scratch")
+    names = ["scratch", "group-physics", "data", "group-alice", "home", "other"]
+    ranked = sorted(names, key=lambda n: mount_rank(n, order))
+    assert ranked == ["home", "data", "group-alice", "group-physics", "scratch", "other"]
+    assert mount_rank("group-", order) == (4, "group-")  # the template needs a group name
