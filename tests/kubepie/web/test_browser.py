@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import boto3
@@ -19,48 +18,10 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from mypy_boto3_s3 import S3Client
-from playwright.async_api import BrowserContext, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 from tests.kubepie.router.conftest import Router
-
-ROOT = Path(__file__).resolve().parents[3]
-ARTIFACTS = ROOT / "test-artifacts" / "web"
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DESKTOP: ViewportSize = {"width": 1200, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[BrowserContext]:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="kubepie-chromium-") as profile:
-        async with async_playwright() as playwright:
-            context = await playwright.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                args=FLAGS,
-                headless=True,
-                viewport=DESKTOP,
-                accept_downloads=True,
-            )
-            context.set_default_timeout(15_000)
-            try:
-                yield context
-            finally:
-                await context.close()
-
-
-async def shot(page: Page, name: str) -> None:
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+from tests.kubepie.web.conftest import DESKTOP, PHONE, shot
 
 
 async def log_in(page: Page, router: Router, username: str) -> None:
