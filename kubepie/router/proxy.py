@@ -139,20 +139,22 @@ async def forward(
     conn = await pool.acquire(address)  # UpstreamUnavailable: nothing consumed yet
     head_future = conn.start(head_only=method == "HEAD")
     disconnected = asyncio.Event()
-    pump: asyncio.Task[None] | None = None
-    watcher: asyncio.Task[None] | None = None
+    body_sent = False
     clean = False
+    pump: asyncio.Task[None] | None = None
 
     async def pump_body() -> None:
-        nonlocal watcher
-        remaining = length
+        """Forward the request body, then watch for the client going away (one task)."""
+        nonlocal body_sent
         more = chunked or bool(length)
-        while more:
+        while True:
             message: Message = await receive()
             if message["type"] == "http.disconnect":
                 disconnected.set()
                 conn.abort()
                 return
+            if not more:
+                continue  # nothing more is expected but the disconnect
             data: bytes = message.get("body", b"")
             more = message.get("more_body", False)
             if data:
@@ -163,27 +165,20 @@ async def forward(
                     await conn.write(b"%x\r\n" % len(data) + data + b"\r\n")
                 else:
                     await conn.write(data)
-                    if remaining is not None:
-                        remaining -= len(data)
-        if body_check is not None:
-            body_check(b"")  # the end of the body: a checker verifies what must be complete
-        if chunked:
-            await conn.write(b"0\r\n\r\n")
-        watcher = asyncio.create_task(watch_disconnect())
-
-    async def watch_disconnect() -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                disconnected.set()
-                conn.abort()
-                return
+            if not more:
+                if body_check is not None:
+                    body_check(b"")  # the end of the body: the checker verifies it is complete
+                if chunked:
+                    await conn.write(b"0\r\n\r\n")
+                body_sent = True
 
     try:
         try:
             await conn.write(request_head(method, target, out_headers))
         except UpstreamBroken as exc:
             raise UpstreamUnavailable(str(exc)) from exc
+        if not (chunked or length):
+            body_sent = True  # nothing to send; the pump only watches for a disconnect
         pump = asyncio.create_task(pump_body())
         try:
             head = await _first(head_future, pump)
@@ -211,18 +206,15 @@ async def forward(
         if disconnected.is_set():
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        if pump.done() and pump.exception() is None and not disconnected.is_set():
-            clean = True
+        clean = body_sent and not disconnected.is_set()
     finally:
-        for task in (pump, watcher):
-            if task is None:
-                continue
-            if not task.done():
-                task.cancel()
+        if pump is not None:
+            if not pump.done():
+                pump.cancel()
             # Wait for it and retrieve its outcome: a body pump that failed after the answer
             # came (the file server answered early and closed) is not an error of this request.
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await pump
         if clean:
             pool.release(conn)
         else:
