@@ -23,7 +23,7 @@ from kubepie.web.browser import FileBrowser
 from kubepie.web.csrf import CSRF_FIELD, CsrfGuard
 from kubepie.web.errorpages import error_page_for
 from kubepie.web.guard import Guard
-from kubepie.web.render import ASSETS, Pages, load_assets, make_environment
+from kubepie.web.render import ASSETS, Pages, load_assets, make_environment, page_headers
 from kubepie.web.settings import WebSettings
 
 #: Seconds browsers may keep the stylesheet and script (they change only with a release).
@@ -71,7 +71,7 @@ def page_defaults(web: WebSettings) -> dict[str, Any]:
 def web_ui(settings: KubePieSettings) -> WebUi:
     """The web UI for ``settings``: templates and assets loaded now, routes built later."""
     web = WebSettings.from_settings(settings)
-    pages = Pages(make_environment(), page_defaults(web))
+    pages = Pages(make_environment(), page_defaults(web), page_headers(str(settings.oidc.issuer)))
     assets = load_assets()
     csrf = CsrfGuard.from_material(web.csrf_material)
 

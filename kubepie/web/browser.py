@@ -25,7 +25,7 @@ from kubepie.web.errors import BadForm, PageNotFound, PermissionDenied
 from kubepie.web.files import UserFiles, shown
 from kubepie.web.guard import Guard, WebSession
 from kubepie.web.settings import mount_rank
-from kubepie.web.upload import UploadStream, boundary_of, check_name
+from kubepie.web.upload import UploadStream, boundary_of, check_name, existing_name
 
 FILES = "/files"
 DOWNLOAD = "/download"
@@ -181,11 +181,11 @@ class FileBrowser:
         if op == "mkdir":
             await files.mkdir(segments, check_name(form.get("name", "")))
         elif op == "rename":
-            old, new = check_name(form.get("name", "")), check_name(form.get("new_name", ""))
+            old, new = existing_name(form.get("name", "")), check_name(form.get("new_name", ""))
             if old != new:
                 await files.move(segments, old, new)
         elif op == "delete":
-            await files.delete(segments, check_name(form.get("name", "")))
+            await files.delete(segments, existing_name(form.get("name", "")))
         else:
             raise BadForm(f"unknown operation {op[:20]!r}")
 

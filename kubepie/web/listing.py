@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
-from kubepie.web.errors import FileServerFailed
+from kubepie.web.errors import FileServerFailed, PageNotFound
 
 _DAV = "{DAV:}"
 #: The ``PROPFIND`` body: only what the listing shows.
@@ -63,7 +63,8 @@ def _http_date(text: str | None) -> float | None:
 def parse_multistatus(body: bytes, folder: Sequence[str]) -> list[Entry]:
     """The children of ``folder`` (storage segments, mount first) in a ``207`` answer.
 
-    Folders first, then files, each by name (case-insensitive). The folder itself is left out.
+    Folders first, then files, each by name (case-insensitive). The folder itself is left
+    out; if it is a file, :class:`PageNotFound` says so.
     """
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise FileServerFailed("the file server's listing holds a DTD")
@@ -73,12 +74,13 @@ def parse_multistatus(body: bytes, folder: Sequence[str]) -> list[Entry]:
         raise FileServerFailed("the file server's listing is not valid XML") from exc
     base = ("dav", *folder)
     entries: list[Entry] = []
+    itself: Entry | None = None
     for response in root.iter(f"{_DAV}response"):
         href = response.findtext(f"{_DAV}href")
         if href is None:
             continue
         segments = _segments_of(href)
-        if len(segments) != len(base) + 1 or segments[: len(base)] != base:
+        if segments[: len(base)] != base or len(segments) not in (len(base), len(base) + 1):
             continue
         is_dir, size, modified = False, None, None
         for propstat in response.iter(f"{_DAV}propstat"):
@@ -95,7 +97,13 @@ def parse_multistatus(body: bytes, folder: Sequence[str]) -> list[Entry]:
             if length and length.strip().isdigit():
                 size = int(length)
             modified = _http_date(prop.findtext(f"{_DAV}getlastmodified")) or modified
-        entries.append(Entry(segments[-1], is_dir, None if is_dir else size, modified))
+        entry = Entry(segments[-1], is_dir, None if is_dir else size, modified)
+        if len(segments) == len(base):
+            itself = entry
+        else:
+            entries.append(entry)
+    if itself is not None and not itself.is_dir:
+        raise PageNotFound(f"{'/' + '/'.join(folder)} is a file, not a folder.")
     entries.sort(key=lambda e: (not e.is_dir, e.name.casefold(), e.name))
     return entries
 

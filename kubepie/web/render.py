@@ -13,24 +13,31 @@ import importlib.resources
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from starlette.responses import HTMLResponse, Response
 
 from kubepie.web.listing import human_size, human_time, iso_time
 
-#: Headers of every page.
-PAGE_HEADERS = {
-    "cache-control": "no-store",
-    "x-frame-options": "DENY",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "same-origin",
-    "content-security-policy": (
-        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'; "
-        "base-uri 'none'"
-    ),
-}
+
+def page_headers(issuer: str) -> dict[str, str]:
+    """Headers of every page. Forms may lead only here, or to the issuer (logging out
+    redirects there, and browsers check the redirects of a form post too)."""
+    parts = urlsplit(issuer)
+    return {
+        "cache-control": "no-store",
+        "x-frame-options": "DENY",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",
+        "content-security-policy": (
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; form-action 'self' {parts.scheme}://{parts.netloc}; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        ),
+    }
+
+
 #: Static assets served under ``/static/``: name → content type.
 ASSETS = {"kubepie.css": "text/css; charset=utf-8", "kubepie.js": "text/javascript"}
 
@@ -62,6 +69,8 @@ class Pages:
     env: jinja2.Environment
     #: Values every template may use (product name, public URLs).
     common: Mapping[str, Any]
+    #: Headers of every page (:func:`page_headers`).
+    headers: Mapping[str, str]
 
     def html(self, template: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(template).render({**self.common, **context})
@@ -76,5 +85,5 @@ class Pages:
         return HTMLResponse(
             self.html(template, context),
             status_code=status,
-            headers={**PAGE_HEADERS, **(headers or {})},
+            headers={**self.headers, **(headers or {})},
         )

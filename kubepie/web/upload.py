@@ -57,6 +57,15 @@ def file_name(raw: str) -> str:
     return name
 
 
+def existing_name(raw: str) -> str:
+    """The name of an entry the page listed (rename, delete): exactly one path segment, taken
+    as it is (a POSIX name may hold a backslash or spaces; it is never cleaned up into
+    another name)."""
+    if raw in {"", ".", ".."} or "/" in raw or "\x00" in raw:
+        raise BadForm("that is not the name of an entry of this folder")
+    return raw
+
+
 def check_name(raw: str) -> str:
     """A new folder or file name typed by the user: one path segment, nothing else."""
     name = raw.strip()

@@ -176,3 +176,30 @@ async def test_downloads_are_attachments_of_the_users_own_files(web_router: Rout
         assert traversal.status_code == 400
     finally:
         await http.aclose()
+
+
+async def test_odd_names_are_taken_as_they_are(web_router: Router) -> None:
+    """A name with spaces around it is deleted as itself, never as the trimmed name; a file
+    opened as a folder is a 404 page that says it is a file."""
+    router = web_router
+    home = router.home("dave")
+    for name in (" y ", "y"):
+        (home / name).write_bytes(b"keep")
+        os.chown(home / name, 10004, 10004)
+    http = await browser_login(router, "dave")
+    try:
+        token = await csrf_token(http, f"{router.url}/files/home/")
+        listed = await http.get(f"{router.url}/files/home/", headers=HTML)
+        assert "?delete=%20y%20" in listed.text
+        deleted = await http.post(
+            f"{router.url}/files/home/?op=delete", data={"name": " y ", "csrf_token": token}
+        )
+        assert deleted.status_code == 303
+        assert not (home / " y ").exists()
+        assert (home / "y").read_bytes() == b"keep"
+        file_as_folder = await http.get(f"{router.url}/files/home/y/", headers=HTML)
+        assert file_as_folder.status_code == 404
+        assert "/home/y is a file, not a folder." in file_as_folder.text
+    finally:
+        await http.aclose()
+        (home / "y").unlink(missing_ok=True)

@@ -26,10 +26,10 @@ from kubepie.web.errors import (
 )
 from kubepie.web.files import content_disposition, refusal
 from kubepie.web.listing import Entry, human_size, human_time, parse_multistatus
-from kubepie.web.render import Pages, load_assets, make_environment
+from kubepie.web.render import Pages, load_assets, make_environment, page_headers
 from kubepie.web.settings import WebSettings, mount_rank
 from kubepie.web.snippets import SnippetValues, snippets
-from kubepie.web.upload import UploadStream, check_name, file_name
+from kubepie.web.upload import UploadStream, check_name, existing_name, file_name
 
 # -- CSRF -------------------------------------------------------------------------------------
 
@@ -160,6 +160,16 @@ def test_parse_multistatus_lists_children_folders_first() -> None:
     ]
 
 
+def test_parse_multistatus_of_a_file_is_not_a_folder() -> None:
+    answer = (
+        b'<D:multistatus xmlns:D="DAV:"><D:response><D:href>/dav/home/a.txt</D:href>'
+        b"<D:propstat><D:prop><D:resourcetype/></D:prop><D:status>HTTP/1.1 200 OK</D:status>"
+        b"</D:propstat></D:response></D:multistatus>"
+    )
+    with pytest.raises(PageNotFound, match=r"/home/a\.txt is a file"):
+        parse_multistatus(answer, ("home", "a.txt"))
+
+
 def test_parse_multistatus_refuses_dtds_and_broken_xml() -> None:
     bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>'
     with pytest.raises(FileServerFailed, match="DTD"):
@@ -191,6 +201,11 @@ def test_file_names_from_browsers_and_users() -> None:
     for bad in ("a/b", "a\\b", ".."):
         with pytest.raises(BadForm):
             check_name(bad)
+    # A listed name is taken as it is: never cleaned up into another entry's name.
+    assert existing_name("a\\b ") == "a\\b "
+    for bad in ("", ".", "..", "a/b", "a\x00"):
+        with pytest.raises(BadForm):
+            existing_name(bad)
 
 
 def test_refusals_say_what_was_refused() -> None:
@@ -338,7 +353,7 @@ def test_web_settings_from_the_router_settings() -> None:
 
 def test_templates_escape_names_and_ship_with_assets() -> None:
     web = WebSettings.from_settings(settings())
-    pages = Pages(make_environment(), page_defaults(web))
+    pages = Pages(make_environment(), page_defaults(web), page_headers("https://id.example.org/x"))
     evil = "<script>alert(1)</script>"
     html = pages.html(
         "folder.html",
@@ -360,6 +375,9 @@ def test_templates_escape_names_and_ship_with_assets() -> None:
     )
     assert evil not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    csp = pages.page("landing.html", {}).headers["content-security-policy"]
+    assert "form-action 'self' https://id.example.org;" in csp
+    assert "script-src 'self';" in csp
     assert html.count('name="csrf_token" value="tok"') == 2  # upload and new folder
     landing = pages.html("landing.html", {})
     assert 'href="/login"' in landing
