@@ -11,7 +11,7 @@ with a home directory each. Reports:
   GET (WebDAV loads more code on first use), plus the helper's own PSS.
 
 Targets (issue #4): spawn p50 ≤ 500 ms, per-user idle PSS ≤ 40 MB. MB = 10^6 bytes.
-Usage (as root): ``python benchmarks/backend.py [--users N]``.
+Usage (as root): ``python -m benchmarks.backend [--users N]``.
 """
 
 from __future__ import annotations
@@ -26,16 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# This directory holds identity.py, which would shadow the identity package: search the
-# repository root instead.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import httpx
 
-import httpx  # noqa: E402
-
-from identity.models import Identity  # noqa: E402
-from identity.storage import MountSpec  # noqa: E402
-from kubepie.backends.local import LocalBackend  # noqa: E402
-from kubepie.settings.models import BackendSettings  # noqa: E402
+from identity.models import Identity
+from identity.storage import MountSpec
+from kubepie.backends.local import LocalBackend
+from kubepie.settings.models import BackendSettings
 
 FIRST_UID = 40001
 

@@ -15,7 +15,7 @@ client, so the client is not the bottleneck), median of ``--runs``:
 
 Targets (issue #3): GET ≥ 75 % of nginx, PUT ≥ 400 MB/s, idle RSS ≤ 60 MB. MB = 10^6 bytes.
 Run as root (CI) it serves as ``--user`` (default nobody) through ``setpriv``.
-Usage: ``python benchmarks/fileserver.py [--size-mib N] [--stream-mib N] [--runs N]``.
+Usage: ``python -m benchmarks.fileserver [--size-mib N] [--stream-mib N] [--runs N]``.
 """
 
 from __future__ import annotations

@@ -8,31 +8,27 @@ Starts the real test servers (npm oidc-provider under node, Debian slapd), then 
 * directory lookups per second (user + groups) against slapd, uncached and through
   :class:`identity.cache.CachedDirectory`.
 
-Run from the repository root: ``.venv/bin/python benchmarks/identity.py [--seconds S]``.
+Run from the repository root: ``.venv/bin/python -m benchmarks.identity [--seconds S]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import httpx
+import jwt
 
-import httpx  # noqa: E402
-import jwt  # noqa: E402
-
-from identity.cache import CachedDirectory  # noqa: E402
-from identity.claims import ClaimsPolicy, identity_from_claims  # noqa: E402
-from identity.ldap import LdapDirectory, LdapSettings  # noqa: E402
-from identity.tokens import IssuerSettings, TokenSettings, TokenValidator  # noqa: E402
-from tests.fixtures.oidc import AUDIENCE, OidcProvider  # noqa: E402
-from tests.fixtures.slapd import Slapd  # noqa: E402
+from identity.cache import CachedDirectory
+from identity.claims import ClaimsPolicy, identity_from_claims
+from identity.ldap import LdapDirectory, LdapSettings
+from identity.tokens import IssuerSettings, TokenSettings, TokenValidator
+from tests.fixtures.oidc import AUDIENCE, OidcProvider
+from tests.fixtures.slapd import Slapd
 
 TOKEN_TARGET = 5000.0
 

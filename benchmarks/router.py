@@ -21,7 +21,7 @@ and reports, with curl as the client (C, so the client is not the bottleneck), m
 Targets (issue #4): GET through the router ≥ 50 % of nginx; spawn p50 ≤ 500 ms; per-user idle
 PSS ≤ 40 MB; router overhead ≤ 3 ms p50. MB = 10^6 bytes. Run as root (the local backend
 starts each user's server as that user). Usage:
-``python benchmarks/router.py [--size-mib N] [--runs N] [--users N]``.
+``python -m benchmarks.router [--size-mib N] [--runs N] [--users N]``.
 """
 
 from __future__ import annotations
@@ -44,14 +44,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# This directory holds identity.py, which would shadow the identity package.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+import yaml
 
-import yaml  # noqa: E402
-
-from kubepie.credentials.cipher import EncryptionKey, SecretCipher  # noqa: E402
-from kubepie.credentials.models import Owner  # noqa: E402
-from kubepie.credentials.sqlite import SqliteCredentialStore  # noqa: E402
+from kubepie.credentials.cipher import EncryptionKey, SecretCipher
+from kubepie.credentials.models import Owner
+from kubepie.credentials.sqlite import SqliteCredentialStore
 
 FIRST_UID = 41001
 ISSUER = "http://127.0.0.1:9"  # never contacted: the benchmark uses app credentials only
