@@ -7,10 +7,8 @@ pages, a forged form post refused, log out. Screenshots of each page go to
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
-import tempfile
 from pathlib import Path
 
 import boto3
@@ -60,7 +58,9 @@ def s3_client(values: dict[str, str]) -> S3Client:
     )
 
 
-async def test_web_ui_end_to_end(web_router: Router, browser: BrowserContext) -> None:
+async def test_web_ui_end_to_end(
+    web_router: Router, browser: BrowserContext, tmp_path: Path
+) -> None:
     router = web_router
     page = await browser.new_page()
     await log_in(page, router, "alice")
@@ -75,8 +75,7 @@ async def test_web_ui_end_to_end(web_router: Router, browser: BrowserContext) ->
     await page.get_by_role("link", name=re.compile(r"^\W*home")).click()
     await page.wait_for_url(router.url + "/files/home/")
     payload = secrets.token_bytes(3 * 1024 * 1024 + 17)
-    upload_dir = Path(tempfile.mkdtemp(prefix="kubepie-web-upload-"))
-    big, notes = upload_dir / "measurements.bin", upload_dir / "notes from the beamline.txt"
+    big, notes = tmp_path / "measurements.bin", tmp_path / "notes from the beamline.txt"
     big.write_bytes(payload)
     notes.write_text("sample 42: ok\n")
     await page.get_by_label("Files", exact=True).set_input_files([big, notes])
@@ -224,4 +223,3 @@ async def test_web_ui_end_to_end(web_router: Router, browser: BrowserContext) ->
     await shot(page, "14-error-401")
     await page.goto(router.url + "/")
     await expect(page.get_by_role("link", name="Log in")).to_be_visible()
-    os.sync()
