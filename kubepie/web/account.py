@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from kubepie.credentials.errors import InvalidCredentialRequest
 from kubepie.credentials.models import Owner
 from kubepie.web.errors import BadForm
 from kubepie.web.guard import Guard, WebSession
@@ -100,6 +101,8 @@ class AccountPages:
         created: object = None,
         examples: object = None,
         secret: str = "",
+        form_error: str | None = None,
+        form: dict[str, str] | None = None,
     ) -> Response:
         items = await self.guard.ctx.store.list_for(owner_of(session))
         context = self.guard.context(
@@ -114,20 +117,26 @@ class AccountPages:
             secret=secret,
             examples=examples or [],
             flash="Credential revoked." if request.query_params.get("done") == "revoked" else None,
+            form_error=form_error,
+            form=form or {},
         )
-        return self.guard.page("credentials.html", context)
+        return self.guard.page("credentials.html", context, 400 if form_error else 200)
 
     async def create(self, request: Request) -> Response:
         session = await self.guard.require(request)
         form = await self.guard.form(request)
-        fields = CreationForm.parse(form)
-        made = await self.guard.ctx.store.create(
-            owner_of(session),
-            description=fields.description,
-            expires_in=fields.expires_in,
-            read_only=fields.read_only,
-            prefix=fields.prefix,
-        )
+        try:
+            fields = CreationForm.parse(form)
+            made = await self.guard.ctx.store.create(
+                owner_of(session),
+                description=fields.description,
+                expires_in=fields.expires_in,
+                read_only=fields.read_only,
+                prefix=fields.prefix,
+            )
+        except (BadForm, InvalidCredentialRequest) as exc:
+            # Said next to the form, which keeps what was typed.
+            return await self._page(request, session, form_error=str(exc), form=form)
         settings = self.guard.settings
         values = SnippetValues(
             public_url=settings.public_url,

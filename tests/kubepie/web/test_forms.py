@@ -203,3 +203,30 @@ async def test_odd_names_are_taken_as_they_are(web_router: Router) -> None:
     finally:
         await http.aclose()
         (home / "y").unlink(missing_ok=True)
+
+
+async def test_a_refused_credential_is_said_next_to_the_form(web_router: Router) -> None:
+    router = web_router
+    http = await browser_login(router, "bob")
+    try:
+        token = await csrf_token(http, f"{router.url}/credentials")
+        refused = await http.post(
+            f"{router.url}/credentials",
+            data={
+                "csrf_token": token,
+                "description": "sync job",
+                "prefix": "home/../carol",
+                "expires": "90d",
+                "read_only": "on",
+            },
+        )
+        assert refused.status_code == 400
+        assert "Not created: prefix segment &#39;..&#39; is not allowed" in refused.text
+        assert 'value="home/../carol"' in refused.text  # what was typed is kept
+        assert 'value="sync job"' in refused.text
+        assert '<option value="90d" selected>' in refused.text
+        assert 'name="read_only" checked' in refused.text
+        listed = await http.get(f"{router.url}/api/v1/credentials")
+        assert listed.json() == {"credentials": []}
+    finally:
+        await http.aclose()
