@@ -129,6 +129,7 @@ async def test_web_ui_end_to_end(
     # The same folder on a phone.
     await page.set_viewport_size(PHONE)
     await shot(page, "07-folder-phone")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     await page.set_viewport_size(DESKTOP)
 
     # Who am I.
@@ -147,6 +148,10 @@ async def test_web_ui_end_to_end(
     created = page.get_by_role("heading", name=re.compile("copy the secret now"))
     await expect(created).to_be_visible()
     await shot(page, "09-credential-created")
+    await page.set_viewport_size(PHONE)
+    await shot(page, "09-credential-created-phone")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await page.set_viewport_size(DESKTOP)
     snippet = await page.locator("code.python").inner_text()
     values = boto3_values(snippet)
     assert values["endpoint_url"] == router.s3_url
