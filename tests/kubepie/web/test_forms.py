@@ -5,6 +5,8 @@ format for API and WebDAV clients."""
 
 from __future__ import annotations
 
+import asyncio
+import html
 import os
 import re
 import secrets
@@ -12,8 +14,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
 from tests.kubepie.router.conftest import Router, browser_login
+from tests.kubepie.web.test_browser import boto3_values, s3_client
 
 MIB = 1024 * 1024
 HTML = {"accept": "text/html,application/xhtml+xml"}
@@ -228,5 +233,53 @@ async def test_a_refused_credential_is_said_next_to_the_form(web_router: Router)
         assert 'name="read_only" checked' in refused.text
         listed = await http.get(f"{router.url}/api/v1/credentials")
         assert listed.json() == {"credentials": []}
+    finally:
+        await http.aclose()
+
+
+async def test_a_read_only_credential_confined_to_a_folder(web_router: Router) -> None:
+    """The create form's read-only flag and prefix hold for the credential the page shows, and
+    its examples point inside the prefix."""
+    router = web_router
+    folder = router.home("carol") / "shared run"
+    folder.mkdir(exist_ok=True)
+    os.chown(folder, 10003, 10003)
+    (folder / "result.csv").write_bytes(b"a,b\n1,2\n")
+    os.chown(folder / "result.csv", 10003, 10003)
+    http = await browser_login(router, "carol")
+    try:
+        token = await csrf_token(http, f"{router.url}/credentials")
+        page = await http.post(
+            f"{router.url}/credentials",
+            data={
+                "csrf_token": token,
+                "prefix": "home/shared run",
+                "read_only": "on",
+                "expires": "1d",
+            },
+        )
+        assert page.status_code == 200
+        assert page.headers["cache-control"] == "no-store"
+        snippet = re.search(r'<code id="code-\d+" class="python">(.*?)</code>', page.text, re.S)
+        assert snippet is not None
+        code = html.unescape(snippet.group(1))
+        assert 'Bucket="home", Prefix="shared run/"' in code
+        values = boto3_values(code)
+        s3 = s3_client(values)
+        listing = await asyncio.to_thread(s3.list_objects_v2, Bucket="home", Prefix="shared run/")
+        assert [o["Key"] for o in listing["Contents"]] == ["shared run/result.csv"]
+        # One client per refused call: after a write refused before its body, a kept-alive
+        # connection is not reused reliably (reported to the router's owner).
+        for refused_call in (
+            lambda: s3_client(values).list_objects_v2(Bucket="home"),
+            lambda: s3_client(values).put_object(Bucket="home", Key="shared run/n", Body=b"x"),
+        ):
+            with pytest.raises(ClientError) as refused:
+                await asyncio.to_thread(refused_call)
+            assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+        assert not (folder / "n").exists()
+        listed = (await http.get(f"{router.url}/credentials")).text
+        assert "read-only" in listed
+        assert "in /home/shared run" in listed
     finally:
         await http.aclose()
