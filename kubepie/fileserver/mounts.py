@@ -4,7 +4,9 @@ A :class:`Mount` is a named directory tree, possibly read-only. :meth:`Mount.res
 path *inside* the mount into a filesystem path and refuses, with :class:`PathRefused`, anything
 that could leave the mount root: ``.``/``..`` segments, NUL bytes, and symlinks (anywhere in the
 path) whose target lies outside the root. :func:`split_url_path` does the URL-level part:
-percent-decoding segment by segment and refusing encoded separators (``%2F``, ``%5C``).
+percent-decoding segment by segment and refusing an encoded separator (``%2F``). A backslash is
+an ordinary byte of a POSIX file name, not a separator: it is accepted, so that a directory
+holding such a name can still be listed and the file reached.
 
 Limits: the check resolves symlinks at request time; a symlink swapped in between the check and
 the open is not caught here. The server runs as the user, so such a race reaches at most what
@@ -28,7 +30,7 @@ def check_segment(segment: str) -> str:
     """``segment`` if it is a safe single path component, else :class:`PathRefused`."""
     if "\x00" in segment:
         raise PathRefused("path contains a NUL byte")
-    if "/" in segment or "\\" in segment:
+    if "/" in segment:
         raise PathRefused("path contains an encoded separator")
     if segment in _FORBIDDEN_SEGMENTS:
         raise PathRefused(f"path contains a {segment!r} segment")

@@ -162,7 +162,7 @@ def test_request_path_checks() -> None:
     for raw in (b"/dav/home/../x", b"/dav/home/%2e%2e/x", b"/dav/a%2Fb", b"/dav/a%00"):
         with pytest.raises(PathRefused):
             check_request_paths(raw, None)
-    for dest in ("http://h/dav/home/../../x", "/other/x", "/dav/a%5Cb"):
+    for dest in ("http://h/dav/home/../../x", "/other/x", "/dav/a%2Fb"):
         with pytest.raises(PathRefused):
             check_request_paths(b"/dav/home/x", dest)
 
