@@ -16,9 +16,11 @@ credential prefixes are written in (``storage.read:/home`` is the ``home`` mount
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from identity.scopes import Operation
+from kubepie.fileserver.errors import PathRefused
+from kubepie.fileserver.mounts import split_url_path
 from kubepie.router.errors import BadRequest
 
 DAV_PREFIX = "/dav"
@@ -45,21 +47,15 @@ class StoragePath:
 
 
 def split_segments(raw: str) -> tuple[str, ...]:
-    """Decode a raw (percent-encoded) path into safe segments, or raise :class:`BadRequest`."""
-    out: list[str] = []
-    for part in raw.split("/"):
-        if not part:
-            continue
-        try:
-            segment = unquote(part, errors="strict")
-        except UnicodeDecodeError as exc:
-            raise BadRequest("path is not valid UTF-8") from exc
-        if segment in {".", ".."}:
-            raise BadRequest("path contains a '.' or '..' segment")
-        if "/" in segment or "\x00" in segment:
-            raise BadRequest("path contains an encoded slash or NUL")
-        out.append(segment)
-    return tuple(out)
+    """Decode a raw (percent-encoded) path into safe segments, or raise :class:`BadRequest`.
+
+    The file server's own rule (:func:`kubepie.fileserver.mounts.split_url_path`), so that
+    the router checks exactly the segments the file server will resolve.
+    """
+    try:
+        return tuple(split_url_path(raw))
+    except PathRefused as exc:
+        raise BadRequest(str(exc)) from exc
 
 
 def dav_path(raw_path: str) -> StoragePath:
