@@ -26,7 +26,7 @@ from kubepie.router.paths import (
     destination_path,
 )
 from kubepie.router.proxy import Transfer
-from kubepie.router.responses import send_error
+from kubepie.router.responses import close_if_body_announced, send_error
 from kubepie.router.servers import dav_address
 
 LISTENER = "dav"
@@ -56,7 +56,9 @@ class DavApp:
         except Exception as exc:
             if transfer.started_response:
                 raise
-            record.status = await send_error(send, exc, json_body=False)
+            record.status = await send_error(
+                send, exc, json_body=False, extra_headers=close_if_body_announced(scope)
+            )
         else:
             record.status = transfer.status
         finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 
-from starlette.types import Send
+from starlette.types import Scope, Send
 
 from identity.errors import IdentityError
 from kubepie.credentials.errors import CredentialError
@@ -55,7 +55,27 @@ def error_headers(status: int) -> list[tuple[bytes, bytes]]:
     return list(CHALLENGES) if status == 401 else []
 
 
-async def send_error(send: Send, exc: BaseException, *, json_body: bool) -> int:
+def close_if_body_announced(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """``connection: close`` for an error answered to a request that announced a body.
+
+    That body may be unread or half read: a client that sent ``Expect: 100-continue``
+    withholds it once the answer comes first, and a kept-alive connection would then parse
+    the client's next request as the rest of this body. Closing costs a reconnect, on errors
+    only.
+    """
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return [(b"connection", b"close")]
+    return []
+
+
+async def send_error(
+    send: Send,
+    exc: BaseException,
+    *,
+    json_body: bool,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> int:
     """Answer ``exc``; returns the status sent."""
     status = status_of(exc)
     message = message_of(exc)
@@ -70,7 +90,7 @@ async def send_error(send: Send, exc: BaseException, *, json_body: bool) -> int:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": headers + error_headers(status),
+            "headers": headers + error_headers(status) + (extra_headers or []),
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -25,7 +25,7 @@ from kubepie.router.context import RouterContext
 from kubepie.router.errors import BadRequest
 from kubepie.router.paths import is_write, s3_path
 from kubepie.router.proxy import BodyCheck, Transfer
-from kubepie.router.responses import is_known, message_of, status_of
+from kubepie.router.responses import close_if_body_announced, is_known, message_of, status_of
 from kubepie.router.servers import s3_address
 from kubepie.s3 import errors as s3_errors
 from kubepie.s3 import sigv4, xml
@@ -88,7 +88,9 @@ class S3Front:
         except Exception as exc:
             if transfer.started_response:
                 raise
-            record.status = await self._error(send, as_s3_error(exc), scope["path"], method)
+            record.status = await self._error(
+                send, as_s3_error(exc), scope["path"], method, close_if_body_announced(scope)
+            )
         else:
             record.status = transfer.status
         finally:
@@ -149,7 +151,14 @@ class S3Front:
             body_check=chunk_checker(verified),
         )
 
-    async def _error(self, send: Send, exc: s3_errors.S3Error, resource: str, method: str) -> int:
+    async def _error(
+        self,
+        send: Send,
+        exc: s3_errors.S3Error,
+        resource: str,
+        method: str,
+        extra_headers: list[tuple[bytes, bytes]],
+    ) -> int:
         request_id = secrets.token_hex(8).upper()
         body = b"" if method == "HEAD" else xml.error(exc.code, exc.message, resource, request_id)
         await send(
@@ -160,6 +169,7 @@ class S3Front:
                     (b"content-type", b"application/xml"),
                     (b"content-length", str(len(body)).encode()),
                     (b"x-amz-request-id", request_id.encode()),
+                    *extra_headers,
                 ],
             }
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import subprocess
 from pathlib import Path
@@ -31,7 +32,9 @@ async def _credential(router: Router, user: str, **params: Any) -> Any:
         await web.aclose()
 
 
-def s3_client(router: Router, cred: dict[str, Any]) -> S3Client:
+def s3_client(router: Router, cred: dict[str, Any], read_timeout: float = 60) -> S3Client:
+    """boto3 with its defaults but path-style and a single attempt: a retry on a fresh
+    connection must not hide a failure."""
     session = boto3.session.Session(
         aws_access_key_id=cred["access_key_id"],
         aws_secret_access_key=cred["secret_access_key"],
@@ -40,7 +43,11 @@ def s3_client(router: Router, cred: dict[str, Any]) -> S3Client:
     return session.client(
         "s3",
         endpoint_url=router.s3_url,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        config=Config(
+            s3={"addressing_style": "path"},
+            retries={"total_max_attempts": 1},
+            read_timeout=read_timeout,
+        ),
     )
 
 
@@ -119,6 +126,24 @@ async def test_boto3_through_the_router(router: Router, carol_s3: Any) -> None:
     await asyncio.to_thread(_boto3_suite, router, carol_s3)
     stat = os.stat(router.home("carol") / "big" / "multi.bin")
     assert (stat.st_uid, stat.st_gid) == (10003, 10003)
+
+
+async def test_a_refused_upload_leaves_the_connection_usable(router: Router) -> None:
+    # boto3 sends file-like bodies with "Expect: 100-continue" and withholds them when the
+    # answer comes first; the kept-alive connection must not read the next request as that
+    # body. One client (one connection pool) makes every call here.
+    cred = await _credential(router, "carol", read_only=True)
+
+    def refused_then_used() -> None:
+        s3 = s3_client(router, cred, read_timeout=5)
+        for _ in range(3):
+            with pytest.raises(ClientError) as refused:
+                s3.put_object(Bucket="home", Key="ro.bin", Body=io.BytesIO(b"x" * 100_000))
+            assert _code(refused) == "AccessDenied"
+            assert "home" in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+        s3.close()
+
+    await asyncio.to_thread(refused_then_used)
 
 
 @pytest.mark.parametrize("forge", [None, 1])
