@@ -35,8 +35,6 @@ class BannerInfo:
     secret_access_key: str
     python: str
     sample_file: str = "data/README.md"
-    #: Problems found at start that may break the demo (shown above the commands).
-    warnings: tuple[str, ...] = ()
 
 
 def _boto3(info: BannerInfo) -> str:
@@ -100,7 +98,6 @@ def render(info: BannerInfo) -> str:
         f"  Sample data          {info.storage}",
         f"  Router log           {info.log_file}",
         f"  Mode                 {mode}",
-        *(f"  WARNING: {warning}" for warning in info.warnings),
         "",
         "  Logins (the issuer's login page lists them too):",
         logins,

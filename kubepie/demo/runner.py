@@ -18,7 +18,6 @@ import os
 import pwd
 import signal
 import socket
-import stat
 import sys
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from kubepie.demo.errors import DemoError, StartupError
 from kubepie.demo.grants import Client, GrantStore
 from kubepie.demo.issuer import DevIssuer, bind_loopback
 from kubepie.demo.keys import SigningKey
-from kubepie.demo.sample import closed_ancestor, create_sample_tree
+from kubepie.demo.sample import create_sample_tree
 from kubepie.demo.tokens import TokenMinter
 
 log = logging.getLogger(__name__)
@@ -101,30 +100,6 @@ def population_for(euid: int) -> Population:
         return DEMO_USERS
     entry = pwd.getpwuid(euid)
     return single_user(entry.pw_name, entry.pw_uid, entry.pw_gid)
-
-
-def installation_warnings(population: Population, paths: Sequence[Path]) -> list[str]:
-    """Warnings about installation ``paths`` the demo users' servers cannot enter.
-
-    Each user's server starts as root and drops to the user before it builds its WebDAV
-    application, which still reads files of the installation then (wsgidav's directory
-    browser); under a ``0700`` home such as ``/root`` that fails with a 503 at first use.
-    """
-    if not population.multi_user:
-        return []
-    warnings = []
-    seen: set[Path] = set()
-    for path in paths:
-        closed = closed_ancestor(path)
-        if closed is not None and closed[0] not in seen:
-            seen.add(closed[0])
-            warnings.append(
-                f"{closed[0]} is closed to other users (mode {stat.filemode(closed[1])}), and "
-                f"KubePie is installed below it ({path}): the demo users' file servers may "
-                f"fail to start. Clone into a directory others can enter (e.g. /opt or /srv), "
-                f"or run 'chmod o+x {closed[0]}'."
-            )
-    return warnings
 
 
 def _secret_file(path: Path) -> str:
@@ -218,8 +193,6 @@ class Demo:
         self.layout = DemoLayout(options.base.resolve())
         self.as_root = os.geteuid() == 0
         self.population = population_for(os.geteuid())
-        installed = (Path(sys.prefix), Path(__file__).resolve().parents[1])
-        self.warnings = tuple(installation_warnings(self.population, installed))
         self._stop = asyncio.Event()
 
     def _prepare_files(self, endpoints: Endpoints) -> tuple[str, str]:
@@ -266,8 +239,6 @@ class Demo:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop.set)
         child: asyncio.subprocess.Process | None = None
-        for warning in self.warnings:
-            log.warning("WARNING: %s", warning)
         log.info("starting kubepie serve at %s (log: %s)", endpoints.url, log_file)
         try:
             with log_file.open("ab") as log_stream:
@@ -315,7 +286,6 @@ class Demo:
                 access_key_id=key_id,
                 secret_access_key=secret,
                 python=sys.executable,
-                warnings=self.warnings,
             )
         )
 

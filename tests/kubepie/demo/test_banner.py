@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -11,7 +10,6 @@ import yaml
 from kubepie.demo.accounts import DEMO_USERS, Population, single_user
 from kubepie.demo.banner import PROMPT, BannerInfo, commands, render
 from kubepie.demo.config import DemoLayout, Endpoints, min_uid_for, serve_config, serve_environment
-from kubepie.demo.runner import installation_warnings
 from kubepie.settings.loader import settings_from_mapping
 
 ENDPOINTS = Endpoints("127.0.0.1", 8080, 9000, 8090)
@@ -76,19 +74,3 @@ def test_banner_lists_logins_urls_and_one_line_commands() -> None:
 def test_single_user_banner_says_so() -> None:
     text = render(info(single_user("ci", 1000, 1000)))
     assert "SINGLE-USER demo: not running as root, so only ci (you)" in text
-
-
-def test_an_installation_closed_to_the_demo_users_is_warned_about(tmp_path: Path) -> None:
-    closed = tmp_path / "root-home"
-    venv = closed / "clone" / ".venv"
-    venv.mkdir(parents=True)
-    closed.chmod(0o700)
-    opened = Path("/usr")
-    warnings = installation_warnings(DEMO_USERS, [venv, closed / "clone", opened])
-    assert len(warnings) == 1
-    assert warnings[0].startswith(f"{closed} is closed to other users (mode drwx------)")
-    assert f"chmod o+x {closed}" in warnings[0]
-    # Alone, the invoking user can always reach their own installation.
-    assert installation_warnings(single_user("ci", 1000, 1000), [venv]) == []
-    text = render(replace(info(), warnings=tuple(warnings)))
-    assert f"  WARNING: {warnings[0]}" in text
