@@ -15,6 +15,9 @@ from pathlib import Path
 from kubepie.cli.options import add_option
 
 NAME = "demo"
+#: The demo's options read KUBEPIE_DEMO_*: plain KUBEPIE_PORT is set by Kubernetes for a
+#: Service named kubepie.
+ENV_PREFIX = "KUBEPIE_DEMO_"
 HELP = "Run everything embedded (dev OIDC issuer, demo users, sample data); not for production."
 
 
@@ -30,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--dir",
+        env_prefix=ENV_PREFIX,
         type=Path,
         metavar="DIR",
         help="sample data, keys, configuration and logs (default: /var/tmp/kubepie-demo as "
@@ -38,6 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--port",
+        env_prefix=ENV_PREFIX,
         type=int,
         metavar="PORT",
         help="router port on 127.0.0.1 (default: 8080, or a free port if it is taken; 0: free)",
@@ -45,6 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--s3-port",
+        env_prefix=ENV_PREFIX,
         type=int,
         metavar="PORT",
         help="S3 port on 127.0.0.1 (default: 9000, or a free port if it is taken; 0: free)",
@@ -52,6 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--issuer-port",
+        env_prefix=ENV_PREFIX,
         type=int,
         metavar="PORT",
         help="dev OIDC issuer port on 127.0.0.1 (default: 8090, or a free port; 0: free)",
@@ -59,6 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(
         parser,
         "--startup-timeout",
+        env_prefix=ENV_PREFIX,
         type=float,
         default=60.0,
         metavar="SECONDS",

@@ -11,17 +11,21 @@ import os
 from typing import Any
 
 
-def env_name(flag: str) -> str:
+def env_name(flag: str, prefix: str = "KUBEPIE_") -> str:
     """``--s3-listen`` → ``KUBEPIE_S3_LISTEN``."""
-    return "KUBEPIE_" + flag.lstrip("-").replace("-", "_").upper()
+    return prefix + flag.lstrip("-").replace("-", "_").upper()
 
 
-def add_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+def add_option(
+    parser: argparse.ArgumentParser, flag: str, *, env_prefix: str = "KUBEPIE_", **kwargs: Any
+) -> None:
     """``parser.add_argument(flag, ...)`` whose default comes from the flag's environment variable.
 
-    A ``required=True`` option is satisfied by its environment variable as well.
+    A ``required=True`` option is satisfied by its environment variable as well. A sub-command
+    whose flags could collide with variables others set passes its own ``env_prefix`` (Kubernetes
+    sets ``KUBEPIE_PORT`` in every pod of a namespace with a Service named ``kubepie``).
     """
-    name = env_name(flag)
+    name = env_name(flag, env_prefix)
     raw = os.environ.get(name)
     help_text = kwargs.pop("help", "")
     kwargs["help"] = f"{help_text} [env: {name}]".strip()
