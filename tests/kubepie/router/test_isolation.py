@@ -90,7 +90,7 @@ async def test_webdav_path_tricks(router: Router, creds: dict[str, Any]) -> None
         assert own.content == BOB_SECRET
 
 
-def _s3_tricks(router: Router, creds: dict[str, Any]) -> None:
+def _check_s3_tricks(router: Router, creds: dict[str, Any]) -> None:
     alice = s3_client(router, creds["alice"])
     keys = [o["Key"] for o in alice.list_objects_v2(Bucket="home").get("Contents", [])]
     assert "secret.txt" not in keys
@@ -119,4 +119,4 @@ def _s3_tricks(router: Router, creds: dict[str, Any]) -> None:
 
 
 async def test_s3_and_presigned_isolation(router: Router, creds: dict[str, Any]) -> None:
-    await asyncio.to_thread(_s3_tricks, router, creds)
+    await asyncio.to_thread(_check_s3_tricks, router, creds)
