@@ -9,10 +9,10 @@ unreachable server tell the backend and retry once with a fresh server.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-from starlette.types import Receive, Send
+from starlette.types import Receive, Scope, Send
 
 from identity.models import Identity
 from kubepie.credentials.store import CredentialStore
@@ -26,6 +26,11 @@ from kubepie.router.upstream import UpstreamPool
 
 #: Picks the listener address of an upstream (WebDAV: ``address``; S3: its S3 listener).
 AddressOf = Callable[[Upstream], str | None]
+#: Does one request, filling in its record and transfer counters.
+Exchange = Callable[[RequestRecord, Transfer], Awaitable[None]]
+#: Answers an error raised before any response was started, in the listener's dialect;
+#: returns the status sent.
+ErrorAnswer = Callable[[Exception], Awaitable[int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,25 @@ class RouterContext:
                     raise
             finally:
                 await self.backend.touch(identity)
+
+    async def accounted(
+        self, listener: str, scope: Scope, exchange: Exchange, answer_error: ErrorAnswer
+    ) -> None:
+        """Run ``exchange`` and account for it: an error before the response started is
+        answered by ``answer_error``; one after it can only abort the connection."""
+        record = RequestRecord(scope["method"], scope["path"], started=time.monotonic())
+        transfer = Transfer()
+        try:
+            await exchange(record, transfer)
+        except Exception as exc:
+            if transfer.started_response:
+                raise
+            record.status = await answer_error(exc)
+        else:
+            record.status = transfer.status
+        finally:
+            record.bytes_in, record.bytes_out = transfer.bytes_in, transfer.bytes_out
+            self.account(listener, record)
 
     def account(self, listener: str, record: RequestRecord) -> None:
         now = time.monotonic()

@@ -11,8 +11,6 @@ they are.
 
 from __future__ import annotations
 
-import time
-
 from starlette.types import Receive, Scope, Send
 
 from kubepie.router.access import check
@@ -49,21 +47,15 @@ class DavApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        record = RequestRecord(method, scope["path"], started=time.monotonic())
-        transfer = Transfer()
-        try:
+
+        async def exchange(record: RequestRecord, transfer: Transfer) -> None:
             await self._handle(scope, receive, send, method, raw_path, record, transfer)
-        except Exception as exc:
-            if transfer.started_response:
-                raise
-            record.status = await send_error(
-                send, exc, json_body=False, extra_headers=close_if_body_announced(scope)
-            )
-        else:
-            record.status = transfer.status
-        finally:
-            record.bytes_in, record.bytes_out = transfer.bytes_in, transfer.bytes_out
-            self.ctx.account(LISTENER, record)
+
+        async def answer_error(exc: Exception) -> int:
+            close = close_if_body_announced(scope)
+            return await send_error(send, exc, json_body=False, extra_headers=close)
+
+        await self.ctx.accounted(LISTENER, scope, exchange, answer_error)
 
     async def _handle(
         self,

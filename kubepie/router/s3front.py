@@ -13,7 +13,6 @@ stops the upload before its end reaches the file server. Errors are S3 XML docum
 from __future__ import annotations
 
 import secrets
-import time
 
 from starlette.types import Receive, Scope, Send
 
@@ -81,21 +80,15 @@ class S3Front:
         method: str = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         raw_path = raw_path.partition(b"?")[0]
-        record = RequestRecord(method, scope["path"], started=time.monotonic())
-        transfer = Transfer()
-        try:
+
+        async def exchange(record: RequestRecord, transfer: Transfer) -> None:
             await self._handle(scope, receive, send, method, raw_path, record, transfer)
-        except Exception as exc:
-            if transfer.started_response:
-                raise
-            record.status = await self._error(
-                send, as_s3_error(exc), scope["path"], method, close_if_body_announced(scope)
-            )
-        else:
-            record.status = transfer.status
-        finally:
-            record.bytes_in, record.bytes_out = transfer.bytes_in, transfer.bytes_out
-            self.ctx.account(LISTENER, record)
+
+        async def answer_error(exc: Exception) -> int:
+            close = close_if_body_announced(scope)
+            return await self._error(send, as_s3_error(exc), scope["path"], method, close)
+
+        await self.ctx.accounted(LISTENER, scope, exchange, answer_error)
 
     async def _handle(
         self,
