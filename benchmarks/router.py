@@ -364,7 +364,7 @@ def run(tmp: Path, size_mib: int, runs: int, n_users: int) -> int:
             )
             spawns.append(time.perf_counter() - start)
         time.sleep(1.0)
-        pss = []
+        pss: list[float] = []
         for i in range(n_users):
             pss.extend(pss_mb(pid) for pid in pids_of_uid(FIRST_UID + i))
         print(f"measuring GET/PUT of {size_mib} MiB, {runs} runs each...", flush=True)
