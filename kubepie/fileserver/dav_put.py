@@ -4,8 +4,9 @@ Through the WSGI adapter every received body message costs a round trip between 
 thread and the event loop, which halves upload speed. A *plain* PUT (no conditional or range
 headers, an existing parent directory, a writable mount, no lock in the way) is therefore
 handled here: the body is gathered into blocks of ``block_size`` bytes, each written by a worker
-thread, into a temporary file next to the target, which is renamed into place only when the
-whole body has arrived (same contract as :class:`kubepie.fileserver.dav_provider.DavFile`).
+thread (:class:`kubepie.fileserver.uploads.BlockWriter`), into a temporary file next to the
+target, which is renamed into place only when the whole body has arrived (same contract as
+:class:`kubepie.fileserver.dav_provider.DavFile`).
 Anything else returns ``None`` from :meth:`PlainPut.plan` and goes to wsgidav, which then
 produces the full WebDAV answer (412, 423 with its error body, 409, 405...).
 
@@ -31,7 +32,7 @@ from kubepie.fileserver.asgi import ClientDisconnected, Receive, Scope, Send, he
 from kubepie.fileserver.dav_provider import etag_of
 from kubepie.fileserver.errors import FileServerError, from_oserror
 from kubepie.fileserver.mounts import Mounts, split_url_path
-from kubepie.fileserver.uploads import Upload, check_replaceable
+from kubepie.fileserver.uploads import BlockWriter, Upload, check_replaceable
 
 #: Requests carrying any of these need wsgidav's full precondition handling.
 _DECLINE_HEADERS = (
@@ -158,24 +159,11 @@ class PlainPut:
 
     async def _copy_body(self, upload: Upload, receive: Receive) -> int:
         """Receive into blocks; write each in a worker thread while the next one arrives."""
-        buffer = bytearray()
-        written = 0
-        pending: asyncio.Future[int] | None = None
-        more = True
-        try:
-            while more:
+        async with BlockWriter(upload.write_all, block_size=self.block_size) as writer:
+            while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     raise ClientDisconnected("client disconnected during PUT")
-                buffer += message.get("body", b"")
-                more = bool(message.get("more_body", False))
-                if len(buffer) >= self.block_size or (not more and buffer):
-                    if pending is not None:
-                        await pending
-                    block, buffer = buffer, bytearray()
-                    pending = asyncio.ensure_future(asyncio.to_thread(upload.write, block))
-                    written += len(block)
-        finally:
-            if pending is not None:
-                await pending
-        return written
+                await writer.feed(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return await writer.finish()

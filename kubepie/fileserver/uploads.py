@@ -1,28 +1,42 @@
-"""Atomic replacement of a file by an upload: temp file next to the target, then rename.
+"""Atomic replacement of a file by an upload, for every protocol: temp file, then rename.
 
-Both PUT paths (wsgidav's, :mod:`kubepie.fileserver.dav_provider`, and the plain fast path,
-:mod:`kubepie.fileserver.dav_put`) write through :class:`Upload` and finish with
+Every upload path (WebDAV through wsgidav, :mod:`kubepie.fileserver.dav_provider`; the plain
+WebDAV fast path, :mod:`kubepie.fileserver.dav_put`; S3 PutObject, UploadPart, CopyObject and
+CompleteMultipartUpload in :mod:`kubepie.s3`) writes through :class:`Upload` and finishes with
 :meth:`Upload.commit`: readers see the old version until the new one is complete, and a failed
-or cut upload only ever leaves (then removes) a hidden temporary file.
+or cut upload only ever leaves (then removes) a hidden temporary file next to the target.
 
 Replacing by rename needs write permission on the *directory*; the kernel would also let a
 user rename over a file they may not write (when the directory is not sticky). To keep the
-meaning of a PUT ("write this file"), :func:`check_replaceable` refuses an existing file that
-the user cannot write, exactly as an in-place ``open(O_TRUNC)`` would.
+meaning of an upload ("write this file"), :func:`check_replaceable` refuses an existing file
+that the user cannot write, exactly as an in-place ``open(O_TRUNC)`` would.
+
+A streamed body goes through :class:`BlockWriter`: received pieces are gathered (not copied)
+into blocks, and each block is hashed and written in worker threads while the event loop
+receives the next (``hashlib``, ``zlib`` and ``os.writev`` release the GIL on large buffers, so
+network, hashing and disk overlap on separate cores).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import secrets
 import stat
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from kubepie.fileserver.dav_props import copy_dead_properties
 
 #: Marks the temporary file of an upload in progress; such names are hidden from listings.
 UPLOAD_MARK = ".kubepie-upload-"
+
+Buffer = bytes | bytearray | memoryview
+_IOV_MAX = 1024
 
 
 def new_upload_path(directory: str, name: str) -> str:
@@ -41,25 +55,45 @@ def check_replaceable(target: str) -> None:
 
 
 class Upload:
-    """The temporary file of one PUT, counting the bytes written to it."""
+    """The temporary file of one upload, counting the bytes written to it (blocking calls).
 
-    def __init__(self, target: str) -> None:
-        check_replaceable(target)
-        self.target = target
-        self.path = new_upload_path(os.path.dirname(target), os.path.basename(target))
+    ``target`` may be changed before :meth:`commit` (an S3 part learns its final name from its
+    MD5 only once it is complete). With ``fsync`` the data reaches the disk before the rename.
+    """
+
+    def __init__(self, target: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        self.target = os.fspath(target)
+        check_replaceable(self.target)
+        self.path = new_upload_path(os.path.dirname(self.target), os.path.basename(self.target))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         self.fd = os.open(self.path, flags, 0o666)
         self.written = 0
+        self._fsync = fsync
         #: A hidden extra link to the replaced version, dropped by :meth:`release_old`.
         self.retired: str | None = None
 
-    def write(self, data: bytes | bytearray) -> int:
+    def write(self, data: Buffer) -> int:
         view = memoryview(data)
         while view:
             count = os.write(self.fd, view)
             view = view[count:]
             self.written += count
         return len(data)
+
+    def write_all(self, buffers: Sequence[Buffer]) -> None:
+        """Write ``buffers`` in order with as few ``writev`` calls as the kernel allows."""
+        views = [memoryview(b) for b in buffers if len(b)]
+        while views:
+            count = os.writev(self.fd, views[:_IOV_MAX])
+            self.written += count
+            while views and count >= len(views[0]):
+                count -= len(views[0])
+                views.pop(0)
+            if count:
+                views[0] = views[0][count:]
+
+    def stat(self) -> os.stat_result:
+        return os.fstat(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -68,28 +102,42 @@ class Upload:
 
     def discard(self) -> None:
         """Close and remove the temporary file (the target is untouched)."""
-        self.close()
+        with contextlib.suppress(OSError):
+            self.close()
+        self.fd = -1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
-    def commit(self) -> os.stat_result:
-        """Rename the complete upload over the target; it keeps the old mode, group and dead
-        properties. Returns the new file's stat. On failure the temporary file is removed."""
-        self.close()
+    def commit(self, prepare: Callable[[int], None] | None = None) -> os.stat_result:
+        """Rename the complete upload over the target and answer the new file's stat.
+
+        A replaced regular file's mode, group and dead properties carry over; ``prepare``
+        then gets the open descriptor (to attach more xattrs) before the rename. On failure
+        the temporary file is removed and the target is untouched.
+        """
         try:
+            if self.fd < 0:  # closed by its writer (wsgidav closes before end_write)
+                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             check_replaceable(self.target)
             try:
-                old = os.stat(self.target)
+                old: os.stat_result | None = os.stat(self.target)
             except FileNotFoundError:
-                pass
-            else:
-                os.chmod(self.path, stat.S_IMODE(old.st_mode))
+                old = None
+            if old is not None and stat.S_ISREG(old.st_mode):
+                os.fchmod(self.fd, stat.S_IMODE(old.st_mode))
                 with contextlib.suppress(OSError):
-                    os.chown(self.path, -1, old.st_gid)
+                    os.fchown(self.fd, -1, old.st_gid)
                 copy_dead_properties(self.target, self.path)
+            if prepare is not None:
+                prepare(self.fd)
+            if self._fsync:
+                os.fsync(self.fd)
+            st = os.fstat(self.fd)
+            self.close()
+            if old is not None and stat.S_ISREG(old.st_mode):
                 self.retired = self._keep_old_alive()
             os.replace(self.path, self.target)
-            return os.stat(self.target)
+            return st
         except BaseException:
             self.discard()
             self.release_old()
@@ -113,3 +161,115 @@ class Upload:
         if retired is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(retired)
+
+
+class Hasher(Protocol):
+    """What :class:`BlockWriter` feeds every byte to (``hashlib`` objects, CRCs, digest sets)."""
+
+    def update(self, data: Buffer, /) -> None: ...
+
+
+#: Writes one block, in order (blocking; runs in a worker thread). The buffers are the received
+#: ones, not copies: :meth:`Upload.write_all` writes a block with one ``writev``.
+Sink = Callable[[Sequence[Buffer]], None]
+
+
+class BlockWriter:
+    """Feeds a streamed body, in order, to ``hashers`` and ``sink`` off the event loop.
+
+    Pieces given to :meth:`feed` are gathered into blocks of about ``block_size`` bytes. Each
+    block is hashed on one worker thread and written on another while the caller receives the
+    next, so a write held up by the kernel's dirty-page throttling does not hold up hashing
+    (and the other way round). At most ``depth`` blocks are in flight: memory stays at about
+    ``depth * block_size`` whatever the size of the body. Use as an async context manager:
+    leaving it, even by an exception, waits for the work in flight, so the caller may then
+    close and remove the file.
+    """
+
+    def __init__(
+        self, sink: Sink, hashers: Sequence[Hasher] = (), *, block_size: int, depth: int = 2
+    ) -> None:
+        self._sink = sink
+        self._hashers = tuple(hashers)
+        self._block_size = block_size
+        self._depth = max(1, depth)
+        self._batch: list[Buffer] = []
+        self._batched = 0
+        self.total = 0
+        self._pending: deque[tuple[asyncio.Future[None], ...]] = deque()
+        self._workers: list[ThreadPoolExecutor] = []
+
+    async def __aenter__(self) -> BlockWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        # Never leave a write running on a file the caller is about to close and remove.
+        while self._pending:
+            for future in self._pending.popleft():
+                with contextlib.suppress(Exception):
+                    await future
+        for worker in self._workers:
+            worker.shutdown(wait=False)
+        self._workers.clear()
+
+    async def feed(self, piece: Buffer) -> None:
+        """Take the next piece of the body (kept, not copied: do not reuse its buffer)."""
+        if not piece:
+            return
+        self._batch.append(piece)
+        self._batched += len(piece)
+        if self._batched >= self._block_size:
+            while len(self._pending) >= self._depth or (
+                self._pending and all(f.done() for f in self._pending[0])
+            ):
+                await self._settle()
+            self._submit()
+
+    async def finish(self) -> int:
+        """Hash and write what is left; wait for all of it; answer the body's size."""
+        if self._batch and not self._workers:
+            # The whole body fits in one block: one trip to a worker thread, no threads made.
+            batch = self._take()
+            await asyncio.to_thread(self._hash_and_write, batch)
+        elif self._batch:
+            self._submit()
+        while self._pending:
+            await self._settle()
+        return self.total
+
+    def _take(self) -> list[Buffer]:
+        batch, self._batch = self._batch, []
+        self.total += self._batched
+        self._batched = 0
+        return batch
+
+    def _hash(self, batch: Sequence[Buffer]) -> None:
+        for hasher in self._hashers:
+            for piece in batch:
+                hasher.update(piece)
+
+    def _hash_and_write(self, batch: Sequence[Buffer]) -> None:
+        self._hash(batch)
+        self._sink(batch)
+
+    def _submit(self) -> None:
+        if not self._workers:
+            stages = 2 if self._hashers else 1
+            self._workers = [
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload")
+                for _ in range(stages)
+            ]
+        batch = self._take()
+        loop = asyncio.get_running_loop()
+        futures = [loop.run_in_executor(self._workers[-1], self._sink, batch)]
+        if self._hashers:
+            futures.insert(0, loop.run_in_executor(self._workers[0], self._hash, batch))
+        self._pending.append(tuple(futures))
+
+    async def _settle(self) -> None:
+        futures = self._pending.popleft()
+        try:
+            for future in futures[:-1]:
+                await future
+        finally:
+            await futures[-1]
