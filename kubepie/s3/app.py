@@ -8,6 +8,7 @@ only for HEAD). Build it with :func:`create_s3_app` and serve it with any ASGI s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -171,7 +172,11 @@ class S3App:
             # The client is still sending a body we will not read: end the connection
             # after this answer rather than parse the rest of that body as a request.
             response.headers.append(("connection", "close"))
-        await _send(send, response, request_id, head=method == "HEAD")
+        try:
+            await _send(send, response, request_id, head=method == "HEAD")
+        finally:
+            if response.after is not None:
+                await asyncio.to_thread(response.after)
 
 
 #: Unread request body drained before an error answer to keep the connection usable.

@@ -1,34 +1,27 @@
 """Request bodies: ASGI messages → (aws-chunked decoding) → digests → a blocking sink.
 
-The sink (a file write) and the digests run in a worker thread on batches of ``chunk_size``
+The sink (a file write) and the digests run in worker threads on batches of ``chunk_size``
 bytes while the event loop already receives the next batch, so network, hashing and disk
-overlap (``hashlib``, ``zlib.crc32`` and ``os.write`` release the GIL on large buffers).
+overlap: the file server's :class:`~kubepie.fileserver.uploads.BlockWriter`, shared with
+WebDAV uploads.
 A client that disconnects raises :class:`ClientDisconnected`; the caller then throws the
 temporary file away.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from starlette.types import Receive
 
+from kubepie.fileserver.uploads import BlockWriter, Buffer, Sink
 from kubepie.s3 import errors, sigv4
 from kubepie.s3.checksums import BodyDigests
 from kubepie.s3.chunked import AwsChunkedDecoder
 
-#: Batches that may wait for the worker of one body (each about ``chunk_size`` bytes).
+#: Batches that may be in flight for one body (each about ``chunk_size`` bytes).
 _DEPTH = 4
-
-Buffer = bytes | memoryview
-#: Receives the body in order, as batches of about ``chunk_size`` bytes (blocking; runs in a
-#: worker thread). The buffers are the received ones, not copies: a batch is one ``writev``.
-Sink = Callable[[list[Buffer]], None]
 
 
 class ClientDisconnected(Exception):
@@ -99,72 +92,21 @@ async def _messages(receive: Receive) -> AsyncIterator[bytes]:
 async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: int) -> int:
     """Feed the whole decoded body to ``sink``; check length and digests; answer its size."""
     decoder = AwsChunkedDecoder(plan.chain) if plan.aws_chunked else None
-    loop = asyncio.get_running_loop()
-    digests = plan.digests
-
-    def digest(batch: list[Buffer]) -> None:
-        for piece in batch:
-            digests.update(piece)
-
-    # Two workers per body, each keeping the batches in order: one hashes, one writes, so a
-    # write held up by the kernel's dirty-page throttling does not hold up hashing (and the
-    # other way round). Up to ``_DEPTH`` batches may wait, so a slow moment on either side
-    # does not stall receiving at once.
-    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-hash")
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-write")
-    pending: deque[tuple[asyncio.Future[None], asyncio.Future[None]]] = deque()
-
-    def submit(batch: list[Buffer]) -> None:
-        pending.append(
-            (
-                loop.run_in_executor(hasher, digest, batch),
-                loop.run_in_executor(writer, sink, batch),
-            )
-        )
-
-    async def settle() -> None:
-        hashed, written = pending.popleft()
-        try:
-            await hashed
-        finally:
-            await written
-
-    batch: list[Buffer] = []
-    batched = 0
-    total = 0
-    try:
+    async with BlockWriter(sink, (plan.digests,), block_size=chunk_size, depth=_DEPTH) as writer:
         async for raw in _messages(receive):
-            pieces: Iterable[Buffer] = (raw,) if decoder is None else decoder.feed(raw)
-            for piece in pieces:
-                batch.append(piece)
-                batched += len(piece)
-            if batched >= chunk_size:
-                while len(pending) >= _DEPTH or (pending and all(f.done() for f in pending[0])):
-                    await settle()
-                total += batched
-                submit(batch)
-                batch, batched = [], 0
+            if decoder is None:
+                await writer.feed(raw)
+            else:
+                for piece in decoder.feed(raw):
+                    await writer.feed(piece)
         trailers = decoder.finish() if decoder is not None else {}
-        if batch:
-            total += batched
-            submit(batch)
-        while pending:
-            await settle()
-    finally:
-        # Never leave a write running on a file the caller is about to close and remove
-        # (at most _DEPTH batches, a few milliseconds of work).
-        for pair in pending:
-            for future in pair:
-                with contextlib.suppress(Exception):
-                    await future
-        hasher.shutdown(wait=False)
-        writer.shutdown(wait=False)
+        total = await writer.finish()
     if plan.expected_length is not None and total != plan.expected_length:
         raise errors.IncompleteBody(
             f"You did not provide the number of bytes specified ({total} of "
             f"{plan.expected_length})."
         )
-    digests.check(trailers)
+    plan.digests.check(trailers)
     return total
 
 
@@ -172,7 +114,7 @@ async def read_small_body(receive: Receive, plan: BodyPlan, limit: int) -> bytes
     """The whole (decoded, checked) body of a request that carries a small XML document."""
     collected = bytearray()
 
-    def keep(batch: list[Buffer]) -> None:
+    def keep(batch: Sequence[Buffer]) -> None:
         for data in batch:
             if len(collected) + len(data) > limit:
                 raise errors.InvalidRequest("the request body is too large")

@@ -21,12 +21,14 @@ _T = TypeVar("_T")
 
 @dataclass(slots=True)
 class Response:
-    """A status, headers and either a small ``body`` or a ``stream`` that sends the body."""
+    """A status, headers and either a small ``body`` or a ``stream`` that sends the body;
+    ``after`` is blocking work to do once the answer is sent (freeing a replaced file)."""
 
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     stream: Callable[[Send], Awaitable[None]] | None = None
+    after: Callable[[], None] | None = None
 
     @classmethod
     def xml(cls, body: bytes, status: int = 200) -> Response:

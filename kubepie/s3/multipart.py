@@ -29,13 +29,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from kubepie.fileserver.mounts import Mount
+from kubepie.fileserver.uploads import Upload
 from kubepie.s3 import errors
 from kubepie.s3.models import PartInfo, UploadInfo
 from kubepie.s3.objects import (
-    AtomicFile,
     ObjectPath,
+    commit_upload,
     copy_range,
     make_parents,
+    open_upload,
     resolve,
     xattrs_for,
 )
@@ -115,22 +117,24 @@ def check_part_number(text: str) -> int:
     return number
 
 
-def part_file(mount: Mount, settings: S3Settings, upload: UploadInfo) -> AtomicFile:
+def part_file(mount: Mount, settings: S3Settings, upload: UploadInfo) -> Upload:
     """A temporary part file inside the upload's staging directory."""
     directory = _upload_dir(mount, settings, upload.upload_id)
-    return AtomicFile(directory / "pending", fsync=settings.fsync, resource=upload.key)
+    return open_upload(directory / "pending", fsync=settings.fsync, resource=upload.key)
 
 
-def commit_part(atomic: AtomicFile, number: int, md5_hex: str) -> PartInfo:
+def commit_part(part: Upload, number: int, md5_hex: str, resource: str) -> PartInfo:
     """Rename a complete part into place, replacing any earlier upload of the same number."""
-    directory = atomic.final.parent
-    atomic.final = directory / f"{number:05d}-{md5_hex}"
-    st = atomic.commit()
+    directory = os.path.dirname(part.target)
+    final = f"{number:05d}-{md5_hex}"
+    part.target = os.path.join(directory, final)
+    st = commit_upload(part, None, resource)
+    part.release_old()
     for name in os.listdir(directory):
         match = _PART_FILE.fullmatch(name)
-        if match and int(match[1]) == number and name != atomic.final.name:
+        if match and int(match[1]) == number and name != final:
             with contextlib.suppress(OSError):
-                os.unlink(directory / name)
+                os.unlink(os.path.join(directory, name))
     return PartInfo(number, st.st_size, st.st_mtime, f'"{md5_hex}"')
 
 
@@ -190,7 +194,7 @@ def complete(
     chosen = _check_parts(requested, list_parts(mount, settings, upload), settings)
     directory = _upload_dir(mount, settings, upload.upload_id)
     make_parents(obj, obj.path.parent)
-    target = AtomicFile(obj.path, fsync=settings.fsync, resource=upload.key)
+    target = open_upload(obj.path, fsync=settings.fsync, resource=upload.key)
     try:
         for part in chosen:
             name = f"{part.number:05d}-{part.etag.strip(chr(34))}"
@@ -207,13 +211,14 @@ def complete(
             checksums={},
             metadata=upload.metadata,
         )
-        st = target.commit(xattrs)
+        st = commit_upload(target, xattrs, upload.key)
     except OSError as exc:
-        target.abort()
+        target.discard()
         raise errors.from_oserror(exc, upload.key) from exc
     except BaseException:
-        target.abort()
+        target.discard()
         raise
+    target.release_old()
     shutil.rmtree(directory, ignore_errors=True)
     return etag, st
 

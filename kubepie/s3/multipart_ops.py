@@ -45,14 +45,17 @@ async def upload_part(ctx: Context) -> Response:
     if ctx.header("x-amz-copy-source") is not None:
         return await _upload_part_copy(ctx, upload, number)
     plan = plan_body(ctx.request.headers, ctx.verified)
-    atomic = await in_thread(multipart.part_file, mount, ctx.settings, upload)
+    pending = await in_thread(multipart.part_file, mount, ctx.settings, upload)
     try:
-        await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
+        await stream_body(ctx.receive, plan, pending.write_all, ctx.settings.chunk_size)
         md5 = plan.digests.md5
         assert md5 is not None  # parts always hash: the multipart ETag is built from them
-        part = await in_thread(multipart.commit_part, atomic, number, md5.hexdigest())
+        part = await in_thread(multipart.commit_part, pending, number, md5.hexdigest(), ctx.key)
+    except OSError as exc:
+        pending.discard()
+        raise errors.from_oserror(exc, ctx.key) from exc
     except BaseException:
-        atomic.abort()
+        pending.discard()
         raise
     headers = [("etag", part.etag)]
     if plan.digests.algorithm and plan.digests.checksum_value:
@@ -83,13 +86,13 @@ async def _upload_part_copy(ctx: Context, upload: UploadInfo, number: int) -> Re
             ctx.request.headers, info.etag, info.mtime, prefix="x-amz-copy-source-if-"
         )
         offset, length = _source_range(ctx.header("x-amz-copy-source-range"), info.size)
-        atomic = await in_thread(multipart.part_file, mount, ctx.settings, upload)
+        pending = await in_thread(multipart.part_file, mount, ctx.settings, upload)
         md5 = hashlib.md5(usedforsecurity=False)
         try:
-            await in_thread(objects.copy_range, src_fd, atomic, offset, length, md5)
-            part = await in_thread(multipart.commit_part, atomic, number, md5.hexdigest())
+            await in_thread(objects.copy_range, src_fd, pending, offset, length, md5)
+            part = await in_thread(multipart.commit_part, pending, number, md5.hexdigest(), ctx.key)
         except BaseException:
-            atomic.abort()
+            pending.discard()
             raise
     finally:
         os.close(src_fd)

@@ -7,13 +7,15 @@ import contextlib
 import errno
 import hashlib
 import os
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from starlette.types import Send
 
 from kubepie.fileserver.mounts import Mount
+from kubepie.fileserver.uploads import Buffer, Upload
 from kubepie.s3 import errors, objects
-from kubepie.s3.body import BodyPlan, Buffer, plan_body, stream_body
+from kubepie.s3.body import BodyPlan, plan_body, stream_body
 from kubepie.s3.conditions import NotModified, check_preconditions, http_date, parse_range
 from kubepie.s3.context import Context, Response, in_thread, user_metadata
 from kubepie.s3.models import ObjectInfo
@@ -122,34 +124,37 @@ async def put_object(ctx: Context) -> Response:
     content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
     metadata = user_metadata(ctx.headers)
     await in_thread(objects.make_parents, obj, obj.path.parent)
-    atomic = await in_thread(
-        objects.AtomicFile, obj.path, fsync=ctx.settings.fsync, resource=ctx.key
+    upload = await in_thread(
+        objects.open_upload, obj.path, fsync=ctx.settings.fsync, resource=ctx.key
     )
     try:
-        await stream_body(ctx.receive, plan, atomic.write_all, ctx.settings.chunk_size)
+        await stream_body(ctx.receive, plan, upload.write_all, ctx.settings.chunk_size)
         md5 = plan.digests.md5
-        etag = f'"{md5.hexdigest()}"' if md5 is not None else objects.derived_etag(atomic.stat())
+        etag = f'"{md5.hexdigest()}"' if md5 is not None else objects.derived_etag(upload.stat())
         checksums = {}
         if plan.digests.algorithm and plan.digests.checksum_value:
             checksums[plan.digests.algorithm] = plan.digests.checksum_value
         xattrs = objects.xattrs_for(
             etag=etag,
-            st=atomic.stat(),
+            st=upload.stat(),
             content_type=content_type,
             checksums=checksums,
             metadata=metadata,
         )
-        await in_thread(atomic.commit, xattrs)
+        await in_thread(objects.commit_upload, upload, xattrs, ctx.key)
+    except OSError as exc:
+        upload.discard()
+        raise errors.from_oserror(exc, ctx.key) from exc
     except BaseException:
-        atomic.abort()
+        upload.discard()
         raise
     headers = [("etag", etag)]
     headers.extend((f"x-amz-checksum-{a}", v) for a, v in checksums.items())
-    return Response(200, headers)
+    return Response(200, headers, after=upload.release_old)
 
 
 async def _put_marker(ctx: Context, obj: objects.ObjectPath, plan: BodyPlan) -> Response:
-    def refuse(batch: list[Buffer]) -> None:
+    def refuse(batch: Sequence[Buffer]) -> None:
         if any(len(data) for data in batch):
             raise errors.InvalidArgument("a key ending in '/' is a folder and holds no data")
 
@@ -168,16 +173,14 @@ def copy_source(ctx: Context) -> tuple[Mount, objects.ObjectPath]:
     return mount, objects.resolve(mount, key)
 
 
-def _copy_into(
-    src_fd: int, info: ObjectInfo, atomic: objects.AtomicFile, offset: int, length: int
-) -> str:
+def _copy_into(src_fd: int, info: ObjectInfo, upload: Upload, offset: int, length: int) -> str:
     """Copy a byte range; reuse a stored plain MD5 for whole-object copies, else hash."""
     plain_md5 = "-" not in info.etag and len(info.etag.strip('"')) == 32
     if plain_md5 and offset == 0 and length == info.size:
-        objects.copy_range(src_fd, atomic, offset, length, None)
+        objects.copy_range(src_fd, upload, offset, length, None)
         return info.etag
     md5 = hashlib.md5(usedforsecurity=False)
-    objects.copy_range(src_fd, atomic, offset, length, md5)
+    objects.copy_range(src_fd, upload, offset, length, md5)
     return f'"{md5.hexdigest()}"'
 
 
@@ -213,25 +216,27 @@ async def copy_object(ctx: Context) -> Response:
             await in_thread(objects.set_xattrs, dst.path, values, replace_meta=True)
             return Response.xml(copy_result("CopyObjectResult", info.etag, st.st_mtime))
         await in_thread(objects.make_parents, dst, dst.path.parent)
-        atomic = await in_thread(
-            objects.AtomicFile, dst.path, fsync=ctx.settings.fsync, resource=ctx.key
+        upload = await in_thread(
+            objects.open_upload, dst.path, fsync=ctx.settings.fsync, resource=ctx.key
         )
         try:
-            etag = await in_thread(_copy_into, src_fd, info, atomic, 0, info.size)
+            etag = await in_thread(_copy_into, src_fd, info, upload, 0, info.size)
             values = objects.xattrs_for(
                 etag=etag,
-                st=atomic.stat(),
+                st=upload.stat(),
                 content_type=content_type,
                 checksums=info.checksums,
                 metadata=metadata,
             )
-            st = await in_thread(atomic.commit, values)
+            st = await in_thread(objects.commit_upload, upload, values, ctx.key)
         except BaseException:
-            atomic.abort()
+            upload.discard()
             raise
     finally:
         os.close(src_fd)
-    return Response.xml(copy_result("CopyObjectResult", etag, st.st_mtime))
+    response = Response.xml(copy_result("CopyObjectResult", etag, st.st_mtime))
+    response.after = upload.release_old
+    return response
 
 
 def delete_key(mount: Mount, key: str) -> None:

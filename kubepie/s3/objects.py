@@ -4,8 +4,9 @@ Keys map to paths inside the bucket's mount: ``a/b/c`` → ``<root>/a/b/c``; dir
 implied prefixes, and a key ending in ``/`` (a folder marker, as rclone and web consoles make)
 is a directory. Every key goes through :meth:`Mount.resolve`, so ``..`` segments, NUL bytes and
 symlinks leading out of the mount root are refused (``AccessDenied``) whatever the kernel would
-allow. Names starting with ``.kubepie-s3`` are reserved for temporary files and the multipart
-staging directory: such keys are refused and listings never show them.
+allow. Names starting with ``.kubepie-s3`` (the multipart staging directory) and the names of
+uploads in flight (:func:`~kubepie.fileserver.uploads.is_upload_name`) are reserved: such keys
+are refused and listings never show them.
 
 ETag strategy: an MD5 of a large file is too expensive to compute on every HEAD or listing, so
 objects written through this API get their MD5 (or multipart ``md5-of-md5s-N``) computed while
@@ -16,9 +17,10 @@ and mtime and ends in ``-1``, which clients (rclone, boto3) read as "not an MD5"
 wrong MD5. User metadata ``x-amz-meta-NAME`` lives in ``user.s3.meta.NAME`` xattrs. On a
 filesystem without user xattrs everything still works, with derived ETags and no metadata.
 
-Writes go to a temporary file (``O_EXCL``, mode ``0666 & ~umask``) in the target directory and
-are renamed into place only when the whole body arrived and every digest matched, so a reader
-sees the old object or the new one, never a part, and a dropped upload leaves no trace.
+Writes go through the file server's :class:`~kubepie.fileserver.uploads.Upload`, as WebDAV's
+do: a temporary file (``O_EXCL``, mode ``0666 & ~umask``) in the target directory, renamed into
+place only when the whole body arrived and every digest matched, so a reader sees the old
+object or the new one, never a part, and a dropped upload leaves no trace.
 """
 
 from __future__ import annotations
@@ -28,14 +30,14 @@ import errno
 import hashlib
 import json
 import os
-import secrets
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubepie.fileserver.errors import FileServerError
 from kubepie.fileserver.mounts import Mount, check_segment
+from kubepie.fileserver.uploads import Upload, is_upload_name
 from kubepie.s3 import errors
 from kubepie.s3.checksums import Hasher
 from kubepie.s3.models import ObjectInfo
@@ -47,7 +49,6 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 DIRECTORY_CONTENT_TYPE = "application/x-directory"
 EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 MAX_KEY_BYTES = 1024
-_IOV_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ def key_segments(key: str) -> tuple[list[str], bool]:
             check_segment(part)
         except FileServerError as exc:
             raise errors.AccessDenied(str(exc), resource=key) from exc
-        if part.startswith(RESERVED_PREFIX):
+        if part.startswith(RESERVED_PREFIX) or is_upload_name(part):
             raise errors.AccessDenied("the key uses a reserved name", resource=key)
     return parts, marker
 
@@ -255,126 +256,72 @@ def set_xattrs(target: int | Path, values: Mapping[str, bytes], *, replace_meta:
             raise errors.from_oserror(exc) from exc
 
 
-class AtomicFile:
-    """A temporary file beside ``final``, renamed over it by :meth:`commit` (blocking calls)."""
-
-    def __init__(self, final: Path, *, fsync: bool, resource: str) -> None:
-        self.final = final
-        self._fsync = fsync
-        self._resource = resource
-        self.temp = final.parent / f"{RESERVED_PREFIX}-put-{secrets.token_hex(8)}"
-        if os.path.lexists(final) and not os.access(final, os.W_OK):
-            # The rename would replace a file the user may not write (in a directory that is
-            # not sticky): keep the meaning of a PUT, "write this file", as open(O_TRUNC) would.
-            raise errors.AccessDenied("Access Denied", resource=resource)
-        try:
-            self.fd = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-        except OSError as exc:
-            raise errors.from_oserror(exc, resource) from exc
-        self.size = 0
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
-                self.size += written
-        except OSError as exc:
-            raise errors.from_oserror(exc, self._resource) from exc
-
-    def write_all(self, buffers: Sequence[bytes | memoryview]) -> None:
-        """Write ``buffers`` in order with as few ``writev`` calls as the kernel allows."""
-        views = [memoryview(b) for b in buffers if len(b)]
-        try:
-            while views:
-                written = os.writev(self.fd, views[:_IOV_MAX])
-                self.size += written
-                while views and written >= len(views[0]):
-                    written -= len(views[0])
-                    views.pop(0)
-                if written:
-                    views[0] = views[0][written:]
-        except OSError as exc:
-            raise errors.from_oserror(exc, self._resource) from exc
-
-    def commit(self, xattrs: Mapping[str, bytes] | None = None) -> os.stat_result:
-        """Attach ``xattrs`` (built from :meth:`stat`), then rename into place."""
-        try:
-            self._keep_mode()
-            if xattrs:
-                set_xattrs(self.fd, xattrs, replace_meta=False)
-            if self._fsync:
-                os.fsync(self.fd)
-            st = os.fstat(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            os.replace(self.temp, self.final)
-        except OSError as exc:
-            self.abort()
-            if exc.errno == errno.EISDIR:
-                raise errors.InvalidArgument(
-                    "the key names a directory that holds other objects", resource=self._resource
-                ) from exc
-            raise errors.from_oserror(exc, self._resource) from exc
-        except BaseException:
-            self.abort()
-            raise
-        return st
-
-    def stat(self) -> os.stat_result:
-        return os.fstat(self.fd)
-
-    def _keep_mode(self) -> None:
-        # A replaced file keeps its permission bits (a group-shared 0660 stays 0660).
-        try:
-            previous = os.stat(self.final)
-        except OSError:
-            return
-        if stat.S_ISREG(previous.st_mode):
-            with contextlib.suppress(OSError):
-                os.fchmod(self.fd, stat.S_IMODE(previous.st_mode))
-
-    def abort(self) -> None:
-        if self.fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = -1
-        with contextlib.suppress(OSError):
-            os.unlink(self.temp)
+def open_upload(final: Path, *, fsync: bool, resource: str) -> Upload:
+    """The temporary file of an upload of ``final`` (see :mod:`kubepie.fileserver.uploads`:
+    an existing file the user may not write is refused, as ``open(O_TRUNC)`` would)."""
+    try:
+        return Upload(final, fsync=fsync)
+    except OSError as exc:
+        raise errors.from_oserror(exc, resource) from exc
 
 
-def copy_range(src_fd: int, dst: AtomicFile, offset: int, length: int, md5: Hasher | None) -> None:
+def commit_upload(
+    upload: Upload, xattrs: Mapping[str, bytes] | None, resource: str
+) -> os.stat_result:
+    """Attach ``xattrs`` (built from :meth:`Upload.stat`), then rename into place."""
+
+    def attach(fd: int) -> None:
+        if xattrs:
+            set_xattrs(fd, xattrs, replace_meta=False)
+
+    try:
+        return upload.commit(attach)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise errors.InvalidArgument(
+                "the key names a directory that holds other objects", resource=resource
+            ) from exc
+        raise errors.from_oserror(exc, resource) from exc
+
+
+def copy_range(src_fd: int, dst: Upload, offset: int, length: int, md5: Hasher | None) -> None:
     """Copy ``length`` bytes from ``src_fd`` at ``offset``, hashing them into ``md5``.
 
     With ``md5`` ``None`` the kernel copies (``copy_file_range``: no bytes through Python,
     reflinks where the filesystem can); otherwise the bytes are read, hashed and written.
     """
-    if md5 is None:
-        end = offset + length
+    try:
+        if md5 is None:
+            _kernel_copy(src_fd, dst, offset, length)
+            return
         pos = offset
+        end = offset + length
         while pos < end:
-            try:
-                n = os.copy_file_range(src_fd, dst.fd, end - pos, pos)
-            except OSError as exc:
-                if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                    copy_range(src_fd, dst, pos, end - pos, hashlib.md5(usedforsecurity=False))
-                    return
-                raise errors.from_oserror(exc) from exc
-            if n == 0:
+            data = os.pread(src_fd, min(1 << 20, end - pos), pos)
+            if not data:
                 raise errors.InvalidRange("the source object changed while it was copied")
-            pos += n
-            dst.size += n
-        return
-    pos = offset
+            md5.update(data)
+            dst.write(data)
+            pos += len(data)
+    except OSError as exc:
+        raise errors.from_oserror(exc) from exc
+
+
+def _kernel_copy(src_fd: int, dst: Upload, offset: int, length: int) -> None:
     end = offset + length
+    pos = offset
     while pos < end:
-        data = os.pread(src_fd, min(1 << 20, end - pos), pos)
-        if not data:
+        try:
+            n = os.copy_file_range(src_fd, dst.fd, end - pos, pos)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                copy_range(src_fd, dst, pos, end - pos, hashlib.md5(usedforsecurity=False))
+                return
+            raise
+        if n == 0:
             raise errors.InvalidRange("the source object changed while it was copied")
-        md5.update(data)
-        dst.write(data)
-        pos += len(data)
+        pos += n
+        dst.written += n
 
 
 def remove_empty_parents(mount: Mount, directory: Path) -> None:

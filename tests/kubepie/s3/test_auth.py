@@ -138,7 +138,7 @@ def _send_half_and_hang_up(url: str, total: int) -> None:
 def _wait_for_no_temporaries(directory: Path) -> list[str]:
     deadline = time.monotonic() + 5
     while True:
-        left = [p.name for p in directory.rglob(".kubepie-s3-put-*")]
+        left = [p.name for p in directory.rglob("*.kubepie-upload-*")]
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.05)
