@@ -259,10 +259,15 @@ class DevicePlugin:
         return st.st_ino, st.st_ctime_ns
 
     async def _register_until_done(self) -> tuple[int, int] | None:
+        """Register once the kubelet is up; the kubelet socket's identity, or ``None`` when our
+        own socket was deleted meanwhile (a starting kubelet deletes every socket in the
+        directory, possibly the one we had just served): serve again before registering."""
         delay = self.watch_interval_s
         while True:
             identity = self._kubelet_identity()
             if identity is not None:
+                if not self.socket_path.is_socket():
+                    return None
                 try:
                     await self.register()
                 except KubeletError as exc:
@@ -297,6 +302,9 @@ class DevicePlugin:
                 server = await self._serve()
                 try:
                     registered = await self._register_until_done()
+                    if registered is None:
+                        log.info("%s: socket deleted; serving again", self.entry.resource)
+                        continue
                     await self._wait_for_restart(registered)
                     log.info(
                         "kubelet restarted or socket gone: registering %s again",
