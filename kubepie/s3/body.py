@@ -20,9 +20,6 @@ from kubepie.s3 import errors, sigv4
 from kubepie.s3.checksums import BodyDigests
 from kubepie.s3.chunked import AwsChunkedDecoder
 
-#: Batches that may be in flight for one body (each about ``chunk_size`` bytes).
-_DEPTH = 4
-
 
 class ClientDisconnected(Exception):
     """The client went away before the request body was complete."""
@@ -92,7 +89,7 @@ async def _messages(receive: Receive) -> AsyncIterator[bytes]:
 async def stream_body(receive: Receive, plan: BodyPlan, sink: Sink, chunk_size: int) -> int:
     """Feed the whole decoded body to ``sink``; check length and digests; answer its size."""
     decoder = AwsChunkedDecoder(plan.chain) if plan.aws_chunked else None
-    async with BlockWriter(sink, (plan.digests,), block_size=chunk_size, depth=_DEPTH) as writer:
+    async with BlockWriter(sink, (plan.digests,), block_size=chunk_size) as writer:
         async for raw in _messages(receive):
             if decoder is None:
                 await writer.feed(raw)
