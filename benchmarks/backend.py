@@ -28,20 +28,13 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.common import pss_mb
 from identity.models import Identity
 from identity.storage import MountSpec
 from kubepie.backends.local import LocalBackend
 from kubepie.settings.models import BackendSettings
 
 FIRST_UID = 40001
-
-
-def pss_mb(pid: int) -> float:
-    """Proportional set size of ``pid`` in MB, from ``/proc/<pid>/smaps_rollup``."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    raise RuntimeError(f"no Pss line for pid {pid}")
 
 
 def percentile(values: list[float], share: float) -> float:

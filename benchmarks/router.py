@@ -33,106 +33,24 @@ import http.client
 import os
 import secrets
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
 
+from benchmarks.common import NGINX_CONF, curl, free_port, median_of, pss_mb, rss_mb, running
 from kubepie.credentials.cipher import EncryptionKey, SecretCipher
 from kubepie.credentials.models import Owner
 from kubepie.credentials.sqlite import SqliteCredentialStore
 
 FIRST_UID = 41001
 ISSUER = "http://127.0.0.1:9"  # never contacted: the benchmark uses app credentials only
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    client_body_temp_path {tmp}/nginx-body;
-    client_max_body_size 0;
-    proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f; uwsgi_temp_path {tmp}/u;
-    scgi_temp_path {tmp}/s;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location /upload/ {{ dav_methods PUT; create_full_put_path on; }}
-    }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running(
-    argv: list[str], port: int, log: Path, **kw: object
-) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(  # type: ignore[call-overload]
-            argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kw
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"{argv[0]} exited early; see {log}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{argv[0]} did not listen on {port}") from None
-                time.sleep(0.05)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def curl(*args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        ["curl", "-s", "-f", "--http1.1", "--noproxy", "*", *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        input=stdin,
-    )
-    return result.stdout
-
-
-def median_of(runs: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(runs))
-
-
-def pss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return 0.0
 
 
 def pids_of_uid(uid: int) -> list[int]:
@@ -180,13 +98,6 @@ def get_put(base: str, auth: list[str], big: Path, runs: int) -> tuple[float, fl
         )
 
     return median_of(runs, get) / 1e6, median_of(runs, put) / 1e6
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / 1e6
-    return 0.0
 
 
 @contextmanager
