@@ -152,6 +152,31 @@ async def _give_memory_back(interval: float) -> None:
         libc.malloc_trim(0)
 
 
+#: glibc ``mallopt`` parameters (``<malloc.h>``).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+
+
+def tune_allocator() -> None:
+    """Make the C heap give memory back to the system; call before any thread starts.
+
+    By default glibc gives each thread that allocates an arena of its own, whose free top the
+    periodic ``malloc_trim`` does not return, and raises its mmap threshold after the first
+    large block is freed, so later multi-megabyte answers (a 10,000-entry PROPFIND) land in
+    the heap and fragment it: an idle server stayed 20-25 MB above its start. One arena,
+    blocks of 4 MiB and more always mmapped (returned when freed) and a high trim threshold
+    (the 1 MiB I/O buffers stay in the heap, reused without page faults; the housekeeping
+    trim returns them when idle) keep it within about 12 MB at unchanged GET/PUT speed.
+    Without glibc (no ``mallopt``) nothing changes.
+    """
+    libc = ctypes.CDLL(None)
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        return
+    mallopt(_M_ARENA_MAX, 1)
+    mallopt(_M_MMAP_THRESHOLD, 4 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
 def build_apps(
     settings: FileServerSettings, s3_factory: S3Factory | None
 ) -> tuple[ASGIApp, ASGIApp | None]:
@@ -181,6 +206,7 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
     """
     if settings.run_as is None and (os.geteuid() == 0 or os.getegid() == 0):
         raise PrivilegeError("refusing to serve files as root: give the identity to run as")
+    tune_allocator()
     socks = [bind(settings.listen)]
     if settings.s3_listen is not None:
         socks.append(bind(settings.s3_listen))
@@ -227,4 +253,5 @@ __all__ = [
     "fork_server",
     "run",
     "serve",
+    "tune_allocator",
 ]
