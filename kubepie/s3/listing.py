@@ -6,9 +6,9 @@ tree in that global order, lazily, so a page stops reading the tree once it is f
 prunes: it skips directories whose keys cannot match the prefix or all lie at or before the
 marker, and a directory that a delimiter rolls up into one common prefix is not entered. Only
 the entries returned are stat'ed. Empty directories appear as ``name/`` folder markers.
-The file server's own hidden names (``.kubepie-s3*`` temporary files and multipart staging
-directories, WebDAV uploads in flight), names that are not UTF-8, unreadable subdirectories
-and symlinks that leave the mount or point at directories are left out.
+The file server's own hidden names (``.kubepie-s3*`` multipart staging directories, uploads in
+flight of either protocol), names that are not UTF-8, unreadable subdirectories and symlinks
+that leave the mount or point at directories are left out.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from kubepie.s3.models import ListPage, ListQuery, ObjectInfo
 from kubepie.s3.objects import RESERVED_PREFIX, info_from_stat
 
 _Entry = tuple[str, bool, str]  # key, is_dir, filesystem path
-#: Hidden names holding this are the file server's own (ours start with ``.kubepie-s3``; the
-#: WebDAV side's uploads in flight are ``.<name>.kubepie-upload-<token>``).
+#: Hidden names holding this are the file server's own (staging directories start with
+#: ``.kubepie-s3``; uploads in flight, S3 or WebDAV, are ``.<name>.kubepie-upload-<token>``).
 _INTERNAL_MARK = ".kubepie-"
 
 
