@@ -142,8 +142,12 @@ def _writable(environ: Environ, *paths: str) -> None:
             located[0].check_writable()
 
 
-class _CachedRefUrl:
-    """wsgidav asks a resource for its reference URL about ten times per PROPFIND entry."""
+class _MountResource:
+    """What files and folders in a mount share: write checks on dates and dead properties,
+    and the reference URL cached (wsgidav asks for it about ten times per PROPFIND entry)."""
+
+    environ: Environ
+    path: str
 
     def get_ref_url(self) -> str:
         url: str | None = self.__dict__.get("_ref_url")
@@ -152,8 +156,20 @@ class _CachedRefUrl:
             self.__dict__["_ref_url"] = url
         return url
 
+    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
+        _writable(self.environ, dest_path)
+        with os_errors(dest_path):
+            result: bool = super().set_last_modified(  # type: ignore[misc]
+                dest_path, time_stamp, dry_run=dry_run
+            )
+        return result
 
-class DavFile(_CachedRefUrl, FileResource):  # type: ignore[misc]
+    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
+        _writable(self.environ, self.path)
+        return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+
+
+class DavFile(_MountResource, FileResource):  # type: ignore[misc]
     """A regular file in a mount; ``st`` None means a PUT target that does not exist yet."""
 
     def __init__(
@@ -229,18 +245,8 @@ class DavFile(_CachedRefUrl, FileResource):  # type: ignore[misc]
         with os_errors(dest_path):
             super().move_recursive(dest_path)
 
-    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
-        _writable(self.environ, dest_path)
-        with os_errors(dest_path):
-            result: bool = super().set_last_modified(dest_path, time_stamp, dry_run=dry_run)
-        return result
 
-    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
-        _writable(self.environ, self.path)
-        return super().set_property_value(name, value, dry_run=dry_run)
-
-
-class DavFolder(_CachedRefUrl, FolderResource):  # type: ignore[misc]
+class DavFolder(_MountResource, FolderResource):  # type: ignore[misc]
     """A directory in a mount (the mount root included, which cannot be deleted or moved)."""
 
     def __init__(
@@ -323,16 +329,6 @@ class DavFolder(_CachedRefUrl, FolderResource):  # type: ignore[misc]
         _writable(self.environ, self.path, dest_path)
         with os_errors(dest_path):
             super().move_recursive(dest_path)
-
-    def set_last_modified(self, dest_path: str, time_stamp: Any, *, dry_run: bool) -> bool:
-        _writable(self.environ, dest_path)
-        with os_errors(dest_path):
-            result: bool = super().set_last_modified(dest_path, time_stamp, dry_run=dry_run)
-        return result
-
-    def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
-        _writable(self.environ, self.path)
-        return super().set_property_value(name, value, dry_run=dry_run)
 
 
 class MountList(DAVCollection):  # type: ignore[misc]
