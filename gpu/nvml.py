@@ -68,17 +68,17 @@ class PynvmlNvml:
     _load_lock = threading.Lock()
 
     def __init__(self, library: Path | None = None) -> None:
-        self.library = library
+        self.library_file = library
         self._open = False
 
     def open(self) -> PynvmlNvml:
-        if self.library is not None:
+        if self.library_file is not None:
             with self._load_lock:
                 try:
                     if pynvml.nvmlLib is None:
-                        pynvml.nvmlLib = ctypes.CDLL(str(self.library))
+                        pynvml.nvmlLib = ctypes.CDLL(str(self.library_file))
                 except OSError as exc:
-                    raise translate(exc, str(self.library)) from exc
+                    raise translate(exc, str(self.library_file)) from exc
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
