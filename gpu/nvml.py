@@ -68,17 +68,17 @@ class PynvmlNvml:
     _load_lock = threading.Lock()
 
     def __init__(self, library: Path | None = None) -> None:
-        self.library_file = library
+        self.nvml_path = library
         self._open = False
 
     def open(self) -> PynvmlNvml:
-        if self.library_file is not None:
+        if self.nvml_path is not None:
             with self._load_lock:
                 try:
                     if pynvml.nvmlLib is None:
-                        pynvml.nvmlLib = ctypes.CDLL(str(self.library_file))
+                        pynvml.nvmlLib = ctypes.CDLL(str(self.nvml_path))
                 except OSError as exc:
-                    raise translate(exc, str(self.library_file)) from exc
+                    raise translate(exc, str(self.nvml_path)) from exc
         try:
             pynvml.nvmlInit()
         except pynvml.NVMLError as exc:
