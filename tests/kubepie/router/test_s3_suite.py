@@ -23,8 +23,7 @@ from mypy_boto3_s3 import S3Client
 
 from tests.kubepie.router.conftest import Router
 from tests.kubepie.s3 import test_auth, test_listing, test_multipart, test_objects
-from tests.kubepie.s3.conftest import make_certificate
-from tests.support import ManagedProcess, free_port
+from tests.support import ManagedProcess, free_port, self_signed_certificate
 
 NGINX_CONF = """
 daemon off;
@@ -140,7 +139,7 @@ class RouterS3:
 def s3_server(router: Router, dave_credential: dict[str, Any]) -> Iterator[RouterS3]:
     tmp = router.area / "nginx-tls"
     tmp.mkdir(exist_ok=True)
-    cert, key = make_certificate(tmp)
+    cert, key = self_signed_certificate(tmp)
     port = free_port()
     conf = tmp / "nginx.conf"
     conf.write_text(

@@ -4,8 +4,6 @@ made here."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 import sys
 from collections.abc import Iterator
@@ -15,51 +13,13 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from mypy_boto3_s3 import S3Client
 
 from tests.kubepie.s3.server import ACCESS_KEY, SECRET_KEY
-from tests.support import ManagedProcess, free_port
+from tests.support import ManagedProcess, free_port, self_signed_certificate
 
 REPO = Path(__file__).resolve().parents[3]
 __all__ = ["ACCESS_KEY", "SECRET_KEY", "S3Server", "start_s3"]
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path = directory / "cert.pem"
-    key_path = directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @dataclass(frozen=True)
@@ -98,7 +58,7 @@ def start_s3(root: Path, server_secret: str | None = None) -> tuple[S3Server, Ma
     home.mkdir()
     data.mkdir()
     (data / "readme.txt").write_text("read-only data\n")
-    cert, key = make_certificate(root)
+    cert, key = self_signed_certificate(root)
     https_port, http_port = free_port(), free_port()
     argv = [sys.executable, "-m", "tests.kubepie.s3.server", str(root), str(https_port)]
     argv += [str(http_port), str(cert), str(key)]
