@@ -18,6 +18,10 @@ from kubepie.fileserver.asgi import ASGIApp, Receive, Scope, Send, header, send_
 from kubepie.fileserver.settings import BasicCredentials, ServerSecret
 
 SECRET_HEADER = "x-kubepie-server-secret"  # noqa: S105 (a header name)
+#: Set by the router when the caller may create names at the target but not replace or delete
+#: existing ones (a WLCG ``storage.create`` token without ``storage.modify`` there): the file
+#: server then creates exclusively and refuses to replace or remove anything.
+CREATE_ONLY_HEADER = "x-kubepie-create-only"
 _REALM = 'Basic realm="kubepie", charset="UTF-8"'
 
 
