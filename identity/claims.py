@@ -8,7 +8,8 @@ Two sources, one policy:
   :class:`identity.directory.Directory` (``identity.source: ldap|static``).
 
 Both end in :func:`check_identity`, which fails closed with :class:`MappingError` (403): no
-uid, uid or any gid 0, uid below ``min_uid``, not in an allowed group. Numbers must be real
+uid, uid or any gid 0, uid below ``min_uid``, a primary or supplementary gid below ``min_gid``
+and not in ``allowed_low_gids``, not in an allowed group. Numbers must be real
 JSON integers (``true`` is not 1, ``"1001"`` is not 1001). A token without a user (a
 ``client_credentials`` token) has no username claim and is refused here, though it is a valid
 token. A directory that cannot be reached raises
@@ -34,8 +35,11 @@ class ClaimsPolicy:
     """Which claims carry what, and who may be mapped.
 
     ``min_uid``: accounts below it are system accounts (Debian's ``FIRST_UID`` is 1000); they
-    never get a file server. ``allowed_groups``: if set, the user must be in at least one of
-    these groups (by name).
+    never get a file server. ``min_gid``: groups below it are system groups (Debian's
+    ``FIRST_GID`` is 1000; ``disk`` 6 and ``shadow`` 42 open raw devices and password hashes):
+    an identity with such a primary or supplementary gid is refused, not trimmed, unless the
+    gid is in ``allowed_low_gids`` (e.g. ``users``, 100, where it is every user's primary group).
+    ``allowed_groups``: if set, the user must be in at least one of these groups (by name).
     """
 
     username_claim: str = "preferred_username"
@@ -44,6 +48,8 @@ class ClaimsPolicy:
     gids_claim: str = "gids"
     groups_claim: str = "groups"
     min_uid: int = 1000
+    min_gid: int = 1000
+    allowed_low_gids: frozenset[int] = frozenset()
     allowed_groups: frozenset[str] | None = None
 
 
@@ -98,15 +104,31 @@ def check_identity(identity: Identity, policy: ClaimsPolicy) -> Identity:
         raise MappingError("uid is out of range")
     if identity.uid < policy.min_uid:
         raise MappingError(f"uid is below the minimum uid {policy.min_uid}")
-    if 0 in identity.gids:
+    if identity.gid == 0 or 0 in identity.gids:
         raise MappingError("gid 0 is never mapped")
-    if any(not 0 < g <= MAX_ID for g in identity.gids):
+    if any(not 0 < g <= MAX_ID for g in (identity.gid, *identity.gids)):
         raise MappingError("gid is out of range")
+    if identity.gid < policy.min_gid and identity.gid not in policy.allowed_low_gids:
+        raise MappingError(
+            f"primary gid {identity.gid} is below the minimum gid {policy.min_gid} "
+            "(a system group) and not allowed"
+        )
+    low = low_gids(identity.gids, policy)
+    if low:
+        raise MappingError(
+            f"supplementary gids {', '.join(map(str, low))} are below the minimum gid "
+            f"{policy.min_gid} (system groups) and not allowed"
+        )
     if policy.allowed_groups is not None and not policy.allowed_groups.intersection(
         identity.groups
     ):
         raise MappingError("user is in none of the allowed groups")
     return identity
+
+
+def low_gids(gids: tuple[int, ...], policy: ClaimsPolicy) -> tuple[int, ...]:
+    """The gids of ``gids`` below ``policy.min_gid`` and not allowed explicitly. Pure."""
+    return tuple(g for g in gids if g < policy.min_gid and g not in policy.allowed_low_gids)
 
 
 class DirectoryIdentityMapper:

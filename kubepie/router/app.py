@@ -130,6 +130,8 @@ def claims_policy(settings: KubePieSettings) -> ClaimsPolicy:
         gids_claim=ident.gids_claim,
         groups_claim=ident.groups_claim,
         min_uid=ident.min_uid,
+        min_gid=ident.effective_min_gid,
+        allowed_low_gids=frozenset(ident.allowed_low_gids),
         allowed_groups=frozenset(ident.allowed_groups) or None,
     )
 
@@ -252,7 +254,9 @@ async def open_router(
         resolver = IdentityResolver(policy, directory=directory, snapshots=snapshots)
         sealer = CookieSealer.from_materials([k.material for k in keys])
         access_tokens, id_tokens = token_validators(settings, http)
-        accounting = AccountingLog.open(settings.accounting.log_file)
+        accounting = AccountingLog.open(
+            settings.accounting.log_file, group=settings.accounting.group
+        )
         stack.callback(accounting.close)
         pool = UpstreamPool()
         stack.push_async_callback(pool.aclose)

@@ -10,6 +10,8 @@ The tree, and the HTTP status the router answers for each branch::
     ├── NotFound                       404: no such route or mount
     ├── LoginFailed                    400: the browser login flow went wrong (state, nonce,
     │                                  issuer error); the user starts again
+    ├── AccountingFileError            at start: the accounting file cannot be opened private
+    ├── SessionStoreError              503: the browser session store cannot be read or written
     └── UpstreamError                  the user's file server could not serve the request
         ├── UpstreamUnavailable        503: no connection (not running, crashed): the
         │                              backend is told and the request retried once
@@ -48,6 +50,16 @@ class NotFound(RouterError):
 
 class LoginFailed(RouterError):
     status = 400
+
+
+class AccountingFileError(RouterError):
+    """The accounting file cannot be opened with the permissions it must have (at start)."""
+
+
+class SessionStoreError(RouterError):
+    """The store of live browser sessions cannot be used: fail closed (no session opens)."""
+
+    status = 503
 
 
 class UpstreamError(RouterError):

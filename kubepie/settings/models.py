@@ -154,6 +154,14 @@ class IdentitySettings(Frozen):
     min_uid: int = Field(default=1000, ge=1)
     """Lowest UID a request may run as: regular accounts start at 1000 on Debian and RHEL;
     system accounts below it, and root always, are refused."""
+    min_gid: int | None = Field(default=None, ge=1)
+    """Lowest GID, primary or supplementary, a request may run with: below it are system groups
+    (``disk`` 6, ``shadow`` 42: raw disks, password hashes), and an identity holding one is
+    refused, not trimmed. Unset: the same as ``min_uid`` (Debian and RHEL number regular groups
+    from 1000, like accounts)."""
+    allowed_low_gids: tuple[int, ...] = ()
+    """GIDs below ``min_gid`` that are still allowed, e.g. ``[100]`` where ``users`` is every
+    account's primary group. Empty by default: no system group is trusted unless named."""
     allowed_groups: Annotated[tuple[str, ...], OneOrMany] = ()
     """If not empty, only members of one of these groups may use the service."""
     cache_ttl: Duration = 300.0
@@ -163,6 +171,11 @@ class IdentitySettings(Frozen):
     """The LDAP directory; required (and only read) when ``source`` is ``ldap``."""
     static_file: Path | None = None
     """YAML file of users and groups; required (and only read) when ``source`` is ``static``."""
+
+    @property
+    def effective_min_gid(self) -> int:
+        """``min_gid``, or ``min_uid`` when it is unset."""
+        return self.min_gid if self.min_gid is not None else self.min_uid
 
     @model_validator(mode="after")
     def _source_settings(self) -> IdentitySettings:
@@ -243,6 +256,9 @@ class AccountingSettings(Frozen):
     log_file: Path | None = None
     """File the JSON lines are appended to; unset writes them to standard output, where a
     container runtime collects them."""
+    group: str | None = None
+    """Group (name or number) that may read ``log_file``: the file is then ``0640`` and that
+    group's, e.g. a log shipper's. Unset: ``0600``, because the lines name users and paths."""
 
 
 class KubePieSettings(Frozen):

@@ -83,6 +83,7 @@ def test_policy_names_the_claims_and_limits() -> None:
         gids_claim="gidNumbers",
         groups_claim="memberOf",
         min_uid=500,
+        min_gid=500,
     )
     claims = {"sub_name": "svc", "uidNumber": 500, "gidNumber": 500, "memberOf": ["svc"]}
     identity = identity_from_claims(token(claims), custom)
@@ -154,3 +155,40 @@ async def test_a_directory_that_is_down_is_a_503() -> None:
     with pytest.raises(DirectoryUnavailableError) as caught:
         await mapper.identity_for(token(ALICE))
     assert caught.value.status == 503
+
+
+# -- system groups (min_gid) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"gids": [10001, 6, 42]}, "supplementary gids 6, 42 are below the minimum gid 1000"),
+        ({"gids": [10001, 999]}, "supplementary gids 999 are below the minimum gid 1000"),
+        ({"gid": 42, "gids": [10001]}, "primary gid 42 is below the minimum gid 1000"),
+    ],
+)
+def test_system_groups_are_refused_not_trimmed(claims: dict[str, Any], message: str) -> None:
+    with pytest.raises(MappingError, match=message) as caught:
+        identity_from_claims(token({**ALICE, **claims}), POLICY)
+    assert caught.value.status == 403
+
+
+def test_low_gids_pass_only_when_allowed_by_number() -> None:
+    users = replace(POLICY, allowed_low_gids=frozenset({100}))
+    identity = identity_from_claims(token({**ALICE, "gid": 100, "gids": [100, 20001]}), users)
+    assert (identity.gid, identity.gids) == (100, (100, 20001))
+    with pytest.raises(MappingError, match="supplementary gids 6 are below"):
+        identity_from_claims(token({**ALICE, "gid": 100, "gids": [100, 6]}), users)
+    lower = replace(POLICY, min_gid=5)
+    assert identity_from_claims(token({**ALICE, "gids": [6]}), lower).gids == (6, 10001)
+
+
+async def test_directory_mapping_refuses_a_member_of_a_system_group() -> None:
+    with_disk = DIRECTORY + "  disk: {gid: 6, members: [alice]}\n"
+    mapper = DirectoryIdentityMapper(StaticDirectory.parse(with_disk), POLICY)
+    with pytest.raises(MappingError, match="supplementary gids 6 are below"):
+        await mapper.identity_for(token({"preferred_username": "alice"}))
+    allowed = replace(POLICY, allowed_low_gids=frozenset({6}))
+    mapper = DirectoryIdentityMapper(StaticDirectory.parse(with_disk), allowed)
+    assert 6 in (await mapper.identity_for(token({"preferred_username": "alice"}))).gids
