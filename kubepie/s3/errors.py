@@ -3,8 +3,9 @@
 ::
 
     S3Error                              500 InternalError (base)
-    ├── AccessDenied                     403 (EACCES, read-only mount, expired presigned URL,
-    │                                        paths leaving the mount, wrong server secret)
+    ├── AccessDenied                     403 (EACCES, EPERM, EROFS, ELOOP, read-only mount,
+    │                                        expired presigned URL or one valid for more than
+    │                                        7 days, paths leaving the mount, wrong secret)
     ├── SignatureDoesNotMatch            403
     ├── RequestTimeTooSkewed             403 more than 15 minutes between client and server
     ├── InvalidAccessKeyId               403
@@ -12,7 +13,8 @@
     ├── AuthorizationHeaderMalformed     400
     ├── AuthorizationQueryParametersError 400
     ├── InvalidRequest                   400
-    ├── InvalidArgument                  400
+    ├── InvalidArgument                  400 (EINVAL, EILSEQ: a name the filesystem refuses)
+    ├── KeyTooLongError                  400 ENAMETOOLONG: a key segment over 255 bytes
     ├── InvalidDigest                    400 Content-MD5 or x-amz-checksum-* is not well-formed
     ├── BadDigest                        400 Content-MD5 or x-amz-checksum-* does not match
     ├── XAmzContentSHA256Mismatch        400
@@ -21,12 +23,16 @@
     ├── InvalidPart                      400
     ├── InvalidPartOrder                 400
     ├── EntityTooSmall                   400 a non-final multipart part under 5 MiB
+    ├── EntityTooLarge                   400 EFBIG
     ├── NoSuchBucket                     404 no mount of that name
-    ├── NoSuchKey                        404 ENOENT, ENOTDIR
+    ├── NoSuchKey                        404 ENOENT, ENOTDIR, EISDIR
     ├── NoSuchUpload                     404
     ├── MethodNotAllowed                 405
+    ├── OperationAborted                 409 EEXIST, ENOTEMPTY, EBUSY: the key's path is in a
+    │                                        state that conflicts with the request
     ├── PreconditionFailed               412
     ├── InvalidRange                     416
+    ├── SlowDown                         503 EMFILE, ENFILE, ENOMEM, EAGAIN
     ├── OperationNotImplemented          501 (code NotImplemented)
     └── InsufficientCapacity             507 ENOSPC and EDQUOT (S3 itself has no such code;
                                              507 follows RFC 4918 and other S3 servers)
@@ -101,6 +107,22 @@ class XAmzContentSHA256Mismatch(S3Error):
     code, status = "XAmzContentSHA256Mismatch", 400
 
 
+class KeyTooLongError(S3Error):
+    code, status = "KeyTooLongError", 400
+
+
+class EntityTooLarge(S3Error):
+    code, status = "EntityTooLarge", 400
+
+
+class OperationAborted(S3Error):
+    code, status = "OperationAborted", 409
+
+
+class SlowDown(S3Error):
+    code, status = "SlowDown", 503
+
+
 class IncompleteBody(S3Error):
     code, status = "IncompleteBody", 400
 
@@ -163,14 +185,25 @@ _ERRNO_MAP: dict[int, type[S3Error]] = {
     errno.EISDIR: NoSuchKey,
     errno.ENOSPC: InsufficientCapacity,
     errno.EDQUOT: InsufficientCapacity,
-    errno.ENAMETOOLONG: InvalidArgument,
+    errno.ENAMETOOLONG: KeyTooLongError,
+    errno.EINVAL: InvalidArgument,
+    errno.EILSEQ: InvalidArgument,
+    errno.EEXIST: OperationAborted,
+    errno.ENOTEMPTY: OperationAborted,
+    errno.EBUSY: OperationAborted,
+    errno.EFBIG: EntityTooLarge,
+    errno.EMFILE: SlowDown,
+    errno.ENFILE: SlowDown,
+    errno.ENOMEM: SlowDown,
+    errno.EAGAIN: SlowDown,
 }
 
 
 def from_oserror(exc: OSError, resource: str = "") -> S3Error:
     """The S3 error for a filesystem error; unknown errnos stay ``InternalError``."""
     kind = _ERRNO_MAP.get(exc.errno or 0, S3Error)
-    return kind(exc.strerror or str(exc), resource=resource)
+    # strerror only: str(exc) would name the file's path on the server.
+    return kind(exc.strerror or kind.code, resource=resource)
 
 
 _FILESERVER_MAP: dict[type[fs_errors.FileServerError], type[S3Error]] = {
@@ -180,6 +213,11 @@ _FILESERVER_MAP: dict[type[fs_errors.FileServerError], type[S3Error]] = {
     fs_errors.NoSuchMount: NoSuchBucket,
     fs_errors.NotFound: NoSuchKey,
     fs_errors.InsufficientStorage: InsufficientCapacity,
+    fs_errors.NameTooLong: KeyTooLongError,
+    fs_errors.InvalidName: InvalidArgument,
+    fs_errors.Conflict: OperationAborted,
+    fs_errors.TooLarge: EntityTooLarge,
+    fs_errors.Unavailable: SlowDown,
 }
 
 

@@ -8,6 +8,10 @@ breaks the most common presigning client. Only the query form is accepted; SigV2
 String to sign: ``METHOD\\nContent-MD5\\nContent-Type\\nExpires\\n`` + the sorted ``x-amz-*``
 headers + the resource (the raw path as sent, plus the S3 sub-resources of the query with
 decoded values), HMAC-SHA1 with the secret, base64. Compared in constant time.
+
+``Expires`` is an absolute time, so a URL could otherwise stay valid for decades. It may lie
+at most :data:`~kubepie.s3.sigv4.MAX_PRESIGN_EXPIRES` (7 days, SigV4's limit) after the
+moment of the request: such a URL is refused with ``AccessDenied`` whatever its signature.
 """
 
 from __future__ import annotations
@@ -19,7 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from kubepie.s3 import errors
-from kubepie.s3.sigv4 import UNSIGNED_PAYLOAD, HttpRequest, Verified, query_pairs
+from kubepie.s3.sigv4 import (
+    MAX_PRESIGN_EXPIRES,
+    UNSIGNED_PAYLOAD,
+    HttpRequest,
+    Verified,
+    query_pairs,
+)
 
 #: Query parameters that are part of the signed resource (as botocore signs them).
 SUB_RESOURCES = frozenset(
@@ -77,6 +87,10 @@ def string_to_sign(request: HttpRequest, expires: int) -> str:
 def verify(request: HttpRequest, claims: PresignedV2, secret: str, now: datetime) -> Verified:
     if now.timestamp() > claims.expires:
         raise errors.AccessDenied("Request has expired")
+    if claims.expires - now.timestamp() > MAX_PRESIGN_EXPIRES:
+        raise errors.AccessDenied(
+            f"Expires lies more than {MAX_PRESIGN_EXPIRES} seconds (7 days) in the future"
+        )
     digest = hmac.new(
         secret.encode("utf-8"),
         string_to_sign(request, claims.expires).encode("utf-8"),
