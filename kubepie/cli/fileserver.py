@@ -52,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--tls-key", metavar="PEM", help="standalone: the private key of --tls-cert")
     add_option(
         parser,
+        "--memory-limit-mb",
+        metavar="MIB",
+        help="ceiling of the server's data memory (RLIMIT_DATA), set before serving; "
+        "512 and up (default: the inherited limit)",
+    )
+    add_option(
+        parser,
         "--backend-config",
         default="-",
         metavar="FILE",
@@ -79,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                 euid=os.geteuid(),
                 tls_cert=args.tls_cert,
                 tls_key=args.tls_key,
+                memory_limit_mb=args.memory_limit_mb,
             )
         elif args.tls_cert or args.tls_key:
             raise SettingsError(
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 s3_listen=args.s3_listen,
                 state_dir=args.state_dir,
                 environ=os.environ,
+                memory_limit_mb=args.memory_limit_mb,
             )
         else:
             with open(args.backend_config, encoding="utf-8") as stream:
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
                     s3_listen=args.s3_listen,
                     state_dir=args.state_dir,
                     environ=os.environ,
+                    memory_limit_mb=args.memory_limit_mb,
                 )
         server.run(settings, launch.make_s3_app)
     except (SettingsError, FileServerError, OSError) as exc:

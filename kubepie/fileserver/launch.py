@@ -24,6 +24,7 @@ from kubepie.fileserver.settings import (
     TlsFiles,
     backend_settings,
     parse_address,
+    parse_memory_limit,
     parse_roots,
 )
 from kubepie.s3.app import create_s3_app
@@ -58,6 +59,7 @@ def standalone_settings(
     euid: int,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    memory_limit_mb: str | None = None,
 ) -> FileServerSettings:
     """Settings for ``--standalone``; refuses root and missing credentials; pops the secret key
     from ``environ``."""
@@ -83,6 +85,7 @@ def standalone_settings(
         username=environ.get("USER", "") or str(euid),
         state_dir=Path(state_dir) if state_dir else default_state_dir(environ),
         tls=TlsFiles(Path(tls_cert), Path(tls_key)) if tls_cert and tls_key else None,
+        memory_limit_mb=parse_memory_limit(memory_limit_mb),
     )
 
 
@@ -93,8 +96,12 @@ def read_backend_settings(
     s3_listen: str | None,
     state_dir: str | None,
     environ: MutableMapping[str, str],
+    memory_limit_mb: str | None = None,
 ) -> FileServerSettings:
-    """Settings from the parent's JSON on ``stream``; pops the secret from ``environ``."""
+    """Settings from the parent's JSON on ``stream``; pops the secret from ``environ``.
+
+    ``memory_limit_mb`` (the command line's) and the document's ``memory_limit_mb``: the lower
+    one applies."""
     secret = environ.pop(SECRET_ENV, None)
     try:
         doc: Any = json.load(stream)
@@ -104,6 +111,10 @@ def read_backend_settings(
         raise SettingsError("backend configuration must be a JSON object")
     if state_dir and "state_dir" not in doc:
         doc["state_dir"] = state_dir
+    limit = parse_memory_limit(memory_limit_mb)
+    if limit is not None:
+        given = doc.get("memory_limit_mb")
+        doc["memory_limit_mb"] = min(limit, given) if isinstance(given, int) else limit
     return backend_settings(
         doc,
         listen=parse_address(listen, "--listen"),

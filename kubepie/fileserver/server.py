@@ -32,6 +32,7 @@ import uvloop
 from kubepie.fileserver.asgi import ASGIApp
 from kubepie.fileserver.auth import AuthGate
 from kubepie.fileserver.dav_app import create_dav_app
+from kubepie.fileserver.limits import apply_memory_limit
 from kubepie.fileserver.mounts import Mounts
 from kubepie.fileserver.privileges import (
     PrivilegeError,
@@ -41,6 +42,7 @@ from kubepie.fileserver.privileges import (
 )
 from kubepie.fileserver.settings import (
     Address,
+    BasicCredentials,
     FileServerSettings,
     SettingsError,
     TcpAddress,
@@ -96,6 +98,9 @@ class Listener:
     app: ASGIApp
     sock: socket.socket
     tls: TlsFiles | None = None
+    #: Add a ``Date`` header (the applications send none): standalone only, since behind the
+    #: router its own server adds one and a second would be forwarded.
+    date_header: bool = False
 
 
 async def serve(listeners: Sequence[Listener]) -> None:
@@ -110,7 +115,7 @@ async def serve(listeners: Sequence[Listener]) -> None:
                 http="httptools",
                 ws="none",
                 server_header=False,
-                date_header=False,
+                date_header=item.date_header,
                 timeout_graceful_shutdown=5,
                 ssl_certfile=str(item.tls.cert) if item.tls else None,
                 ssl_keyfile=str(item.tls.key) if item.tls else None,
@@ -207,6 +212,7 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
     if settings.run_as is None and (os.geteuid() == 0 or os.getegid() == 0):
         raise PrivilegeError("refusing to serve files as root: give the identity to run as")
     tune_allocator()
+    apply_memory_limit(settings.memory_limit_mb)
     socks = [bind(settings.listen)]
     if settings.s3_listen is not None:
         socks.append(bind(settings.s3_listen))
@@ -225,9 +231,10 @@ def run(settings: FileServerSettings, s3_factory: S3Factory | None = None) -> No
         f", S3 on {settings.s3_listen}" if settings.s3_listen else "",
         ", ".join(f"{m.name}{' (ro)' if m.read_only else ''}" for m in settings.mounts),
     )
-    listeners = [Listener(dav, socks[0], settings.tls)]
+    standalone = isinstance(settings.auth, BasicCredentials)
+    listeners = [Listener(dav, socks[0], settings.tls, standalone)]
     if s3 is not None:
-        listeners.append(Listener(s3, socks[1], settings.tls))
+        listeners.append(Listener(s3, socks[1], settings.tls, standalone))
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(listeners))
 

@@ -105,6 +105,10 @@ class FileServerSettings:
     block_size: int = DEFAULT_BLOCK_SIZE
     #: Serve both listeners over TLS (standalone only; behind the router, it terminates TLS).
     tls: TlsFiles | None = None
+    #: Ceiling of the process's data memory (``RLIMIT_DATA``) in MiB, set before serving;
+    #: None leaves the inherited limit. See :mod:`kubepie.fileserver.limits` for what the
+    #: server needs (512 MiB and up; 1024 MiB for listings of 100,000 entries).
+    memory_limit_mb: int | None = None
 
 
 def parse_address(text: str, what: str = "--listen") -> Address:
@@ -121,6 +125,19 @@ def parse_address(text: str, what: str = "--listen") -> Address:
     if not 0 < port < 65536:
         raise SettingsError(f"{what}: port {port} out of range")
     return TcpAddress(match["v6"] or match["host"], port)
+
+
+def parse_memory_limit(text: str | None, what: str = "--memory-limit-mb") -> int | None:
+    """A positive whole number of MiB, or None for an empty or missing value."""
+    if text is None or not text.strip():
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError as exc:
+        raise SettingsError(f"{what}: {text!r} is not a whole number of MiB") from exc
+    if value <= 0:
+        raise SettingsError(f"{what}: {value} is not a positive number of MiB")
+    return value
 
 
 def open_mounts(mounts: Sequence[ResolvedMount]) -> Mounts:
@@ -181,6 +198,7 @@ def backend_document(
     mounts: Sequence[ResolvedMount],
     secret: str,
     state_dir: str | None = None,
+    memory_limit_mb: int | None = None,
 ) -> dict[str, Any]:
     """The JSON document a backend gives ``kubepie fileserver`` (the inverse of
     :func:`backend_settings`). Send it on the child's stdin or in a 0600 file, never in argv."""
@@ -196,6 +214,8 @@ def backend_document(
     }
     if state_dir is not None:
         doc["state_dir"] = state_dir
+    if memory_limit_mb is not None:
+        doc["memory_limit_mb"] = memory_limit_mb
     return doc
 
 
@@ -210,8 +230,8 @@ def backend_settings(
 
     ``{"identity": {"username": str, "uid": int, "gid": int, "gids": [int]},
     "mounts": [{"name": str, "path": str, "read_only": bool}], "secret": str,
-    "state_dir": str (optional)}``. ``secret`` (from the environment) replaces a missing
-    ``"secret"``.
+    "state_dir": str (optional), "memory_limit_mb": int (optional)}``. ``secret`` (from the
+    environment) replaces a missing ``"secret"``.
     """
     ident = _field(doc, "identity", dict, "")
     uid = _field(ident, "uid", int, "identity.")
@@ -250,6 +270,13 @@ def backend_settings(
     state_dir = doc.get("state_dir")
     if state_dir is not None and not isinstance(state_dir, str):
         raise SettingsError("state_dir: expected str")
+    memory_limit_mb = doc.get("memory_limit_mb")
+    if memory_limit_mb is not None and (
+        not isinstance(memory_limit_mb, int)
+        or isinstance(memory_limit_mb, bool)
+        or memory_limit_mb <= 0
+    ):
+        raise SettingsError("memory_limit_mb: expected a positive int (MiB)")
     return FileServerSettings(
         mounts=mounts,
         listen=listen,
@@ -258,4 +285,5 @@ def backend_settings(
         run_as=run_as,
         username=username,
         state_dir=Path(state_dir) if state_dir else None,
+        memory_limit_mb=memory_limit_mb,
     )
