@@ -8,7 +8,7 @@
     ├── ReadOnlyMount               403  a write to a read-only mount, EROFS
     ├── AccessDenied                403  the kernel said EACCES / EPERM
     ├── NameTooLong                 400  ENAMETOOLONG: a name over 255 bytes (or a path too long)
-    ├── InvalidName                 400  EINVAL, EILSEQ: a name this filesystem cannot store
+    ├── InvalidName                 400  EILSEQ: a name this filesystem cannot store
     ├── NoSuchMount                 404  the first path segment names no mount
     ├── NotFound                    404  ENOENT, ENOTDIR
     ├── Conflict                    409  EEXIST, EISDIR, ENOTEMPTY, EBUSY, ETXTBSY, EXDEV, EMLINK
@@ -17,7 +17,8 @@
     └── InsufficientStorage         507  ENOSPC / EDQUOT
 
 :func:`from_oserror` translates an ``OSError`` from the filesystem into this tree;
-:func:`status_for_errno` gives the status alone. Every class has a short ``reason`` that is
+:func:`status_for_errno` gives the status alone. ``EINVAL`` stays a 500 on purpose: on Linux
+it means a wrong call of ours far more often than a name the filesystem refuses. Every class has a short ``reason`` that is
 safe to show to the client (it names no path); the message may carry more for the log.
 """
 
@@ -81,7 +82,6 @@ _ERRNO_MAP: dict[int, type[FileServerError]] = {
     errno.EROFS: ReadOnlyMount,
     errno.ELOOP: PathRefused,
     errno.ENAMETOOLONG: NameTooLong,
-    errno.EINVAL: InvalidName,
     errno.EILSEQ: InvalidName,
     errno.ENOENT: NotFound,
     errno.ENOTDIR: NotFound,

@@ -13,7 +13,7 @@
     ├── AuthorizationHeaderMalformed     400
     ├── AuthorizationQueryParametersError 400
     ├── InvalidRequest                   400
-    ├── InvalidArgument                  400 (EINVAL, EILSEQ: a name the filesystem refuses)
+    ├── InvalidArgument                  400 (EILSEQ: a name the filesystem refuses)
     ├── KeyTooLongError                  400 ENAMETOOLONG: a key segment over 255 bytes
     ├── InvalidDigest                    400 Content-MD5 or x-amz-checksum-* is not well-formed
     ├── BadDigest                        400 Content-MD5 or x-amz-checksum-* does not match
@@ -186,7 +186,6 @@ _ERRNO_MAP: dict[int, type[S3Error]] = {
     errno.ENOSPC: InsufficientCapacity,
     errno.EDQUOT: InsufficientCapacity,
     errno.ENAMETOOLONG: KeyTooLongError,
-    errno.EINVAL: InvalidArgument,
     errno.EILSEQ: InvalidArgument,
     errno.EEXIST: OperationAborted,
     errno.ENOTEMPTY: OperationAborted,
