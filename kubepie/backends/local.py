@@ -8,11 +8,17 @@
 * **How a server starts.** A pre-imported helper process (:mod:`.zygote`) forks it; as root the
   child drops to the user's uid, gid and supplementary gids (:mod:`kubepie.fileserver.
   privileges`), without ``exec``. Each server gets a fresh random secret and a unix socket in
-  ``<state_dir>/run`` (0700, the router's): the helper binds it with the router's ids and mode
-  0600 before the child drops, so the user's process serves on it but neither that user nor any
-  other can connect to it or reach its path. WebDAV locks persist in
-  ``<state_dir>/fileserver/<uid>`` (0700, the user's), which the server reaches through a
-  descriptor opened before the drop, so ``state_dir`` itself can stay private.
+  ``<state_dir>/run`` (0700, the router's): the helper binds it with mode 0600 and gives it to
+  the router's account (``socket_owner``) before the child drops, so the user's process serves
+  on it but neither that user nor any other can connect to it or reach its path. WebDAV locks
+  persist in ``<state_dir>/fileserver/<uid>`` (0700, the user's; created by the helper), which
+  the server reaches through a descriptor opened before the drop, so ``state_dir`` itself can
+  stay private. Each server's data is capped by ``backend.memory_limit_mb``.
+* **Privilege separation.** The helper is the only part that needs root. It is started before
+  ``kubepie serve`` drops the router to its own account, with a :class:`~.policy.HelperPolicy`
+  on its command line (``min_uid``, ``min_gid``, the run and state directories), and checks
+  every request against it. A helper that dies cannot be started again by a router without
+  root: requests then fail with 503 until the router is restarted.
 * **S3.** Unless built with ``s3=False``, each server also serves S3 on a second socket beside
   the first (``Upstream.s3_address``), behind the same secret.
 * **Ready before use.** ``ensure`` returns once the server answers a request carrying its
@@ -21,11 +27,15 @@
   starts a new server. ``report_failure`` probes the server and retires it when it does not
   answer.
 * **Idle and capacity.** A reaper stops servers unused for ``backend.idle_timeout`` (neither
-  ``ensure`` nor ``touch``, and no I/O by the process: a long transfer keeps it alive). A new user
-  beyond ``backend.max_servers`` evicts the least recently used server idle for at least
-  ``evict_idle`` seconds; when none is, the request fails with :class:`CapacityExhausted`
-  (503) rather than cutting a transfer that may be running. The limit counts servers in the
-  table; an evicted one may still be finishing for up to ``grace`` seconds.
+  ``ensure`` nor ``touch``, and no I/O by the process: a long transfer keeps it alive). A
+  request is in flight from the ``ensure`` that returned its server to the ``touch`` the router
+  sends when it is done. A new user beyond ``backend.max_servers`` at once evicts the least
+  recently used server with no request in flight, once that one has been idle for
+  ``evict_idle`` seconds (a short bound, so a client's next request a moment later does not
+  find its server gone; the newcomer waits for it). Only when every server is starting or busy
+  does the request fail with :class:`CapacityExhausted` (503), rather than cutting a transfer.
+  The limit counts servers in the table; an evicted one may still be finishing for up to
+  ``grace`` seconds.
 * **Without root** only the invoking user's uid is served (:class:`IdentityRefused`, 403, for
   anyone else); this is logged when the backend starts.
 * **Shutdown.** ``aclose`` ends the helper, which sends SIGTERM to every server and SIGKILL
@@ -54,7 +64,9 @@ from kubepie.backends.base import BackendMetrics, NoMetrics, Upstream
 from kubepie.backends.errors import (
     BackendClosed,
     BackendError,
+    BackendUnavailable,
     CapacityExhausted,
+    IdentityRefused,
     StartFailed,
 )
 from kubepie.backends.process import ChildProcess, Spawner
@@ -88,6 +100,8 @@ class _Server:
     process: ChildProcess | None = None
     #: The process's I/O counters at the reaper's last look (see :func:`_io_total`).
     io_seen: int | None = None
+    #: Requests between ``ensure`` and ``touch`` (the router's bracket around each request).
+    in_flight: int = 0
 
     def upstream(self) -> Upstream:
         s3 = None if self.s3_socket is None else f"unix:{self.s3_socket}"
@@ -105,11 +119,15 @@ class LocalBackend:
         *,
         metrics: BackendMetrics | None = None,
         mode: policy.ProcessMode | None = None,
-        evict_idle: float = 5.0,
+        evict_idle: float = 1.0,
         s3: bool = True,
         grace: float = 5.0,
         python: str = sys.executable,
         clock: Callable[[], float] = time.monotonic,
+        min_uid: int = 1000,
+        min_gid: int = 1000,
+        allowed_low_gids: frozenset[int] = frozenset(),
+        socket_owner: tuple[int, int] | None = None,
     ) -> None:
         self._settings = settings
         self._mounts = mounts
@@ -131,6 +149,9 @@ class LocalBackend:
         self._task_group: asyncio.TaskGroup | None = None
         self._started: asyncio.Future[None] | None = None
         self._closed = False
+        self._helper = policy.HelperPolicy(
+            self._run_dir, self._user_state, min_uid, min_gid, allowed_low_gids, socket_owner
+        )
         policy.check_socket_path(self._run_dir / "u4294967295-4294967295-s3.sock")
         log.info("local backend %s", self._mode.describe())
 
@@ -140,23 +161,38 @@ class LocalBackend:
         if self._closed:
             raise BackendClosed("the backend is shutting down")
         spec = policy.server_spec(identity, self._mounts, self._mode)
+        try:
+            policy.check_ids(spec.uid, spec.gid, spec.gids, self._helper)
+        except policy.SpawnRefused as exc:
+            raise IdentityRefused(f"refusing to run a file server: {exc}") from None
         await self.start()
-        if self._closed:
-            raise BackendClosed("the backend is shutting down")
-        entry = self._servers.get(spec.uid)
-        if entry is not None and entry.spec != spec:
-            log.info("identity of uid %d changed; replacing its file server", spec.uid)
-            self._retire(entry, "identity changed")
-            entry = None
-        if entry is None:
-            entry = self._admit(spec)
+        deadline = self._clock() + self._settings.start_timeout
+        while True:
+            if self._closed:
+                raise BackendClosed("the backend is shutting down")
+            entry = self._servers.get(spec.uid)
+            if entry is not None and entry.spec != spec:
+                log.info("identity of uid %d changed; replacing its file server", spec.uid)
+                self._retire(entry, "identity changed")
+                entry = None
+            if entry is not None:
+                break
+            wait = self._make_room(deadline)
+            if wait == 0:
+                entry = self._admit(spec)
+                break
+            await asyncio.sleep(wait)  # an idle server becomes evictable: then take its place
         entry.last_used = self._clock()
-        return await asyncio.shield(entry.ready)
+        upstream = await asyncio.shield(entry.ready)
+        entry.in_flight += 1
+        return upstream
 
     async def touch(self, identity: Identity) -> None:
+        """A request is done (or still moving data): the server was used now."""
         entry = self._servers.get(identity.uid)
         if entry is not None:
             entry.last_used = self._clock()
+            entry.in_flight = max(0, entry.in_flight - 1)
 
     async def report_failure(self, identity: Identity) -> None:
         entry = self._servers.get(identity.uid)
@@ -228,6 +264,8 @@ class LocalBackend:
         for path in (self._run_dir, self._user_state):
             path.mkdir(mode=0o700, exist_ok=True)
             os.chmod(path, 0o700)
+        if self._helper.socket_owner is not None:  # the router's account, once it drops root
+            os.chown(self._run_dir, *self._helper.socket_owner, follow_symlinks=False)
         for stale in self._run_dir.glob("u*.sock"):  # from a router that did not shut down
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
@@ -245,9 +283,15 @@ class LocalBackend:
                 raise BackendClosed("the backend is shutting down")
             if self._spawner is None or not self._spawner.alive:
                 if self._spawner is not None:
+                    if self._mode.privileged and os.geteuid() != 0:
+                        log.error(
+                            "the backend helper process exited and this router, no longer "
+                            "root, cannot start it again; restart kubepie serve"
+                        )
+                        raise BackendUnavailable("the backend helper process is gone")
                     log.warning("the backend helper process exited; starting a new one")
                     await self._spawner.aclose()
-                spawner = Spawner(grace=self._grace, python=self._python)
+                spawner = Spawner(self._helper, grace=self._grace, python=self._python)
                 await spawner.start()
                 assert self._task_group is not None
                 self._task_group.create_task(spawner.pump())
@@ -256,23 +300,32 @@ class LocalBackend:
 
     # -- starting one server ---------------------------------------------------------------
 
-    def _admit(self, spec: policy.ServerSpec) -> _Server:
-        """A starting entry for ``spec``, after making room (synchronous: no other ensure of
-        this uid can slip in between the lookup and the insert)."""
-        if len(self._servers) >= self._settings.max_servers:
-            now = self._clock()
-            for entry in self._servers.values():
-                _observe_io(entry, now)  # a transfer in progress is not idle
-            candidates = (
-                policy.Candidate(uid, e.last_used, e.state == "ready")
-                for uid, e in self._servers.items()
+    def _make_room(self, deadline: float) -> float:
+        """Seconds to wait before a new server may be admitted (0: now, after evicting the
+        least recently used idle server if the table is full); :class:`CapacityExhausted` when
+        every server is starting or has a request in flight, or the wait would pass
+        ``deadline``. Synchronous, like :meth:`_admit` right after it."""
+        if len(self._servers) < self._settings.max_servers:
+            return 0.0
+        now = self._clock()
+        candidates = (
+            policy.Candidate(uid, e.last_used, e.state == "ready", busy=e.in_flight > 0)
+            for uid, e in self._servers.items()
+        )
+        choice = policy.eviction(candidates, now, self._evict_idle)
+        if choice is None or now + choice[1] > deadline:
+            raise CapacityExhausted(
+                f"all {self._settings.max_servers} file servers are busy; try again later"
             )
-            victim = policy.eviction_victim(candidates, now, self._evict_idle)
-            if victim is None:
-                raise CapacityExhausted(
-                    f"all {self._settings.max_servers} file servers are busy; try again later"
-                )
-            self._retire(self._servers[victim], "evicted for a new user")
+        victim, wait = choice
+        if wait > 0:
+            return wait
+        self._retire(self._servers[victim], "evicted for a new user")
+        return 0.0
+
+    def _admit(self, spec: policy.ServerSpec) -> _Server:
+        """A starting entry for ``spec`` (synchronous: no other ensure of this uid can slip in
+        between the lookup and the insert)."""
         self._generation += 1
         entry = _Server(
             spec=spec,
@@ -296,7 +349,9 @@ class LocalBackend:
         try:
             spawner = await self._get_spawner()
             entry.process = await spawner.spawn(
-                policy.fileserver_document(entry.spec, entry.secret, None),
+                policy.fileserver_document(
+                    entry.spec, entry.secret, None, self._settings.memory_limit_mb
+                ),
                 entry.socket,
                 entry.s3_socket,
                 self._user_state_dir(entry.spec),
@@ -347,13 +402,8 @@ class LocalBackend:
         entry.ready.set_result(entry.upstream())
 
     def _user_state_dir(self, spec: policy.ServerSpec) -> Path:
-        """``<state_dir>/fileserver/<uid>``, owned by the user (mode 0700)."""
-        path = self._user_state / str(spec.uid)
-        path.mkdir(mode=0o700, exist_ok=True)
-        if self._mode.privileged:
-            os.chown(path, spec.uid, spec.gid, follow_symlinks=False)
-        os.chmod(path, 0o700, follow_symlinks=False)
-        return path
+        """``<state_dir>/fileserver/<uid>``: the helper creates it, owned by the user (0700)."""
+        return self._user_state / str(spec.uid)
 
     # -- stopping --------------------------------------------------------------------------
 
@@ -412,8 +462,8 @@ class LocalBackend:
             await asyncio.sleep(interval)
             now = self._clock()
             for entry in list(self._servers.values()):
-                if entry.state != "ready":
-                    continue
+                if entry.state != "ready" or entry.in_flight > 0:
+                    continue  # starting, or a request is still in flight (a long transfer)
                 _observe_io(entry, now)
                 if policy.idle_expired(entry.last_used, now, timeout):
                     self._retire(entry, f"idle for {timeout:g} s")

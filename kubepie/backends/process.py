@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kubepie.backends.errors import BackendUnavailable, StartFailed
-from kubepie.backends.policy import helper_environment
+from kubepie.backends.policy import HelperPolicy, helper_environment
 
 log = logging.getLogger("kubepie.backends")
 
@@ -41,7 +41,10 @@ class ChildProcess:
 class Spawner:
     """One helper process and the children it forked."""
 
-    def __init__(self, *, grace: float = 5.0, python: str = sys.executable) -> None:
+    def __init__(
+        self, helper: HelperPolicy, *, grace: float = 5.0, python: str = sys.executable
+    ) -> None:
+        self._helper = helper
         self._grace = grace
         self._python = python
         self._proc: asyncio.subprocess.Process | None = None
@@ -63,6 +66,7 @@ class Spawner:
                 "-m",
                 "kubepie.backends.zygote",
                 f"--grace={self._grace}",
+                *self._helper.to_args(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 cwd="/",

@@ -7,11 +7,19 @@ those objects (so forked children keep sharing their pages), and then forks. A c
 :mod:`kubepie.fileserver.privileges`), and a fork costs milliseconds where a fresh interpreter
 costs a second. Being single-threaded, this process is safe to fork, unlike the router.
 
-For each spawn the helper, still with the router's ids, binds the unix sockets (WebDAV, and S3
-when asked; mode 0600 in the router's private 0700 directory: only the router can connect) and
-opens the user's state directory; the child then drops to the user (when the helper is root),
-reaches the state directory through ``/proc/self/fd`` (its path stays private), leaves out
-mounts whose directory does not exist, asks for SIGTERM when the helper dies, and serves.
+It is the privileged half of the router: started as root, it stays root while the router
+drops to its own account (``router_user``) and keeps talking to it over the pipes. So it trusts
+no request: each spawn must pass :func:`kubepie.backends.policy.check_spawn` against the
+:class:`~kubepie.backends.policy.HelperPolicy` fixed on its command line (a regular account's
+uid and gids, never root; sockets in the run directory; the state directory of that uid; a
+drop whenever the helper is root), and only SIGTERM or SIGKILL to its own children is sent.
+
+For each spawn the helper binds the unix sockets (WebDAV, and S3 when asked; mode 0600, given
+to the router's account, in the router's private 0700 directory: only the router can connect),
+creates and opens the user's state directory (0700, the user's); the child then applies the
+memory ceiling, drops to the user (when the helper is root), reaches the state directory
+through ``/proc/self/fd`` (its path stays private), leaves out mounts whose directory does not
+exist, asks for SIGTERM when the helper dies, and serves.
 
 Protocol: JSON lines. Requests on stdin::
 
@@ -46,7 +54,9 @@ from typing import Any
 
 import uvloop
 
+from kubepie.backends.policy import HelperPolicy, SpawnRefused, SpawnRequest, check_spawn
 from kubepie.fileserver import launch, server
+from kubepie.fileserver.limits import apply_memory_limit
 from kubepie.fileserver.privileges import drop_privileges
 from kubepie.fileserver.settings import (
     FileServerSettings,
@@ -67,8 +77,9 @@ def _log(message: str) -> None:
 class Zygote:
     """The helper's state: its children, and the pipes to the router."""
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, helper: HelperPolicy) -> None:
         self.grace = grace
+        self.helper = helper
         self.children: set[int] = set()
         self.buffer = b""
         self.closing = False
@@ -91,6 +102,8 @@ class Zygote:
             try:
                 request = json.loads(line)
             except ValueError:
+                request = None
+            if not isinstance(request, dict):
                 _log("ignoring a malformed request")
                 continue
             self.handle(request)
@@ -98,41 +111,56 @@ class Zygote:
     def handle(self, request: dict[str, Any]) -> None:
         op = request.get("op")
         if op == "spawn":
+            reply_id = request.get("id") if isinstance(request.get("id"), int) else None
             try:
-                child = self.spawn(request)
+                spawn = check_spawn(request, self.helper, root=os.geteuid() == 0)
+                child = self.spawn(spawn)
+            except SpawnRefused as exc:
+                _log(f"refused a spawn request: {exc}")
+                self.send({"op": "failed", "id": reply_id, "error": f"refused: {exc}"})
             except (SettingsError, OSError, KeyError, TypeError, ValueError) as exc:
-                self.send({"op": "failed", "id": request.get("id"), "error": str(exc)})
+                self.send({"op": "failed", "id": reply_id, "error": str(exc)})
             else:
-                self.send({"op": "spawned", "id": request.get("id"), "pid": child})
+                self.send({"op": "spawned", "id": spawn.id, "pid": child})
         elif op == "signal":
             target, sig = request.get("pid"), request.get("signal")
-            if isinstance(target, int) and target in self.children and isinstance(sig, int):
+            if (
+                type(target) is int
+                and target in self.children
+                and sig in (signal.SIGTERM, signal.SIGKILL)
+                and set(request) == {"op", "pid", "signal"}
+            ):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(target, sig)  # only a child not yet reaped: never a reused pid
+            else:
+                _log("ignoring a malformed signal request")
         else:
-            _log(f"ignoring unknown request {op!r}")
+            _log(f"ignoring unknown request {str(op)[:40]!r}")
 
-    def spawn(self, request: dict[str, Any]) -> int:
-        s3_listen = request.get("s3_listen")
+    def spawn(self, request: SpawnRequest) -> int:
         settings = backend_settings(
-            request["document"],
-            listen=UnixAddress(Path(request["listen"])),
-            s3_listen=UnixAddress(Path(s3_listen)) if s3_listen else None,
+            request.document,
+            listen=UnixAddress(request.listen),
+            s3_listen=UnixAddress(request.s3_listen) if request.s3_listen else None,
         )
-        state_dir = request.get("state_dir")
         socks: list[socket.socket] = []
         state_fd = -1
         try:
             socks.append(server.bind(settings.listen))
             if settings.s3_listen is not None:
                 socks.append(server.bind(settings.s3_listen))
-            if state_dir is not None:
-                state_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            owner = self.helper.socket_owner
+            if owner is not None:
+                for path in (request.listen, request.s3_listen):
+                    if path is not None:
+                        os.chown(path, *owner, follow_symlinks=False)
+            if request.state_dir is not None:
+                state_fd = self._state_dir(request)
             pid = os.fork()
             if pid == 0:  # pragma: no cover (runs in the child, which never returns)
                 status = CHILD_FAILED
                 try:
-                    status = _child(settings, socks, state_fd, bool(request.get("drop")))
+                    status = _child(settings, socks, state_fd, request.drop)
                 except BaseException:
                     traceback.print_exc(file=sys.stderr)
                 finally:
@@ -145,6 +173,21 @@ class Zygote:
                 os.close(state_fd)
         self.children.add(pid)
         return pid
+
+    def _state_dir(self, request: SpawnRequest) -> int:
+        """Create ``<state_root>/<uid>`` (0700, the user's when root) and open it."""
+        assert request.state_dir is not None
+        self.helper.state_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        request.state_dir.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(request.state_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if os.geteuid() == 0:
+                os.fchown(fd, request.uid, request.gid)
+            os.fchmod(fd, 0o700)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
 
     # -- children --------------------------------------------------------------------------
 
@@ -251,6 +294,7 @@ def _child(
     for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     _close_inherited({*(sock.fileno() for sock in socks), state_fd})
+    apply_memory_limit(settings.memory_limit_mb)  # as root: the user cannot raise it again
     if drop and settings.run_as is not None:
         drop_privileges(settings.run_as)
     # After the drop (a credential change clears it): end with the helper, never outlive it.
@@ -271,8 +315,24 @@ def _child(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kubepie.backends.zygote")
     parser.add_argument("--grace", type=float, default=5.0, help="seconds from SIGTERM to KILL")
+    parser.add_argument("--run-dir", required=True, help="the only directory for sockets")
+    parser.add_argument("--state-root", required=True, help="parent of users' state dirs")
+    parser.add_argument("--min-uid", type=int, default=1000, help="lowest uid to serve")
+    parser.add_argument("--min-gid", type=int, default=1000, help="lowest gid to serve with")
+    parser.add_argument(
+        "--allow-low-gid", type=int, action="append", default=[], help="a gid below it, allowed"
+    )
+    parser.add_argument("--socket-owner", help="UID:GID given the sockets (the router's)")
     args = parser.parse_args(argv)
-    Zygote(args.grace).run()
+    helper = HelperPolicy.from_args(
+        args.run_dir,
+        args.state_root,
+        args.min_uid,
+        args.min_gid,
+        args.allow_low_gid,
+        args.socket_owner,
+    )
+    Zygote(args.grace, helper).run()
     return 0
 
 

@@ -220,6 +220,10 @@ class BackendSettings(Frozen):
     """Most user servers running at once: at about 40 MB each, 100 stay under 4 GB."""
     start_timeout: Duration = 10.0
     """Seconds a new server has to become ready before the request fails with 503."""
+    memory_limit_mb: int | None = Field(default=1024, ge=64)
+    """Ceiling on each user's server's data memory (``RLIMIT_DATA``), in MiB: an allocation
+    beyond it fails in the request that made it. 1024 leaves room for listings of 100,000
+    entries (a busy server measured about 210 MiB of data); null: no ceiling."""
 
 
 class CredentialsSettings(Frozen):
@@ -261,6 +265,31 @@ class AccountingSettings(Frozen):
     group's, e.g. a log shipper's. Unset: ``0600``, because the lines name users and paths."""
 
 
+class ConnectionSettings(Frozen):
+    """Bounds on every client connection of the router's listeners (main and S3), so that
+    slow, idle or oversized requests cannot pile up (see :mod:`kubepie.router.listener`)."""
+
+    max_head_size: int = Field(default=65536, ge=1024)
+    """Bytes a request head (request line and header fields) may have; larger is answered
+    431. 64 KiB holds a session cookie and a long presigned URL several times over; nginx
+    accepts 32 KiB by default."""
+    max_headers: int = Field(default=100, ge=8)
+    """Header fields a request may have; more is answered 431 (Apache's default, 100)."""
+    head_timeout: Duration = 30.0
+    """Seconds from a head's first byte until it must be complete, else 408: a real client
+    sends its head at once; nginx waits 60 s, Apache 20-40 s."""
+    body_timeout: Duration = 60.0
+    """Seconds a request body may make no progress while the router reads it, else 408 (or
+    the connection is closed once an answer has started): nginx's default."""
+    idle_timeout: int = Field(default=30, ge=1)
+    """Whole seconds a connection may stay open without a request (new, or kept alive
+    between requests) before it is closed."""
+    max_connections: int = Field(default=1000, ge=1)
+    """Open connections per listener; a new one beyond it is answered 503 and closed. Keep
+    it well under the process's descriptor limit (each connection also has an upstream one);
+    ``kubepie serve`` raises its soft limit to fit both listeners when the hard limit allows."""
+
+
 class KubePieSettings(Frozen):
     """Everything ``kubepie serve`` reads at start."""
 
@@ -288,6 +317,8 @@ class KubePieSettings(Frozen):
     """App credentials; the encryption key is required."""
     accounting: AccountingSettings = AccountingSettings()
     """Transfer accounting."""
+    connections: ConnectionSettings = ConnectionSettings()
+    """Limits on client connections, for both listeners."""
 
     @model_validator(mode="after")
     def _unique_mounts(self) -> KubePieSettings:

@@ -194,8 +194,9 @@ async def test_unreachable_server_is_replaced_after_report_failure(
 
 async def test_idle_server_is_stopped(make_backend: Factory) -> None:
     backend = make_backend(idle_timeout=0.4)
-    await backend.ensure(ALICE)
-    await backend.ensure(BOB)
+    for who in (ALICE, BOB):
+        await backend.ensure(who)
+        await backend.touch(who)  # the request is done
     alice_pid, bob_pid = pid_of(backend, ALICE), pid_of(backend, BOB)
     for _ in range(6):  # bob stays busy, alice does not
         await asyncio.sleep(0.1)
@@ -209,6 +210,7 @@ async def test_idle_server_is_stopped(make_backend: Factory) -> None:
 async def test_a_server_moving_data_is_not_idle_without_touch(make_backend: Factory) -> None:
     backend = make_backend(idle_timeout=0.5)
     upstream = await backend.ensure(CAROL)
+    await backend.touch(CAROL)
     pid = pid_of(backend, CAROL)
     for _ in range(15):  # 1.5 s of traffic that bypasses the backend (no ensure, no touch)
         assert get(upstream, "/dav/home/hello.txt").status_code == 200
@@ -218,8 +220,8 @@ async def test_a_server_moving_data_is_not_idle_without_touch(make_backend: Fact
 
 
 async def test_max_servers_refuses_when_none_is_idle_long_enough(make_backend: Factory) -> None:
-    backend = make_backend(max_servers=2)  # evict_idle 5 s: both servers are busy
-    await backend.ensure(ALICE)
+    backend = make_backend(max_servers=2)
+    await backend.ensure(ALICE)  # no touch: both requests are still in flight
     await backend.ensure(BOB)
     with pytest.raises(CapacityExhausted) as refused:
         await backend.ensure(CAROL)
@@ -239,7 +241,8 @@ async def test_max_servers_evicts_the_least_recently_used(area: Path) -> None:
         await backend.ensure(ALICE)
         await backend.ensure(BOB)
         alice_pid = pid_of(backend, ALICE)
-        await backend.touch(ALICE)  # bob is now the least recently used
+        await backend.touch(BOB)
+        await backend.touch(ALICE)  # both done; bob is now the least recently used
         bob_pid = pid_of(backend, BOB)
         upstream = await backend.ensure(CAROL)
         assert sorted(s.uid for s in backend.servers()) == [ALICE.uid, CAROL.uid]
@@ -248,6 +251,35 @@ async def test_max_servers_evicts_the_least_recently_used(area: Path) -> None:
         assert get(upstream, "/dav/home/hello.txt").text == "hello carol\n"
     finally:
         await backend.aclose()
+
+
+async def test_a_full_table_makes_room_at_once_from_an_idle_server_never_a_busy_one(
+    make_backend: Factory,
+) -> None:
+    backend = make_backend(max_servers=2)  # the default evict_idle: a short bound
+    await backend.ensure(ALICE)  # alice's request stays in flight (a long transfer)
+    await backend.ensure(BOB)
+    await backend.touch(BOB)  # bob's request is done, just now
+    alice_pid, bob_pid = pid_of(backend, ALICE), pid_of(backend, BOB)
+    upstream = await backend.ensure(CAROL)  # waits for bob's short bound, not refused
+    assert sorted(s.uid for s in backend.servers()) == [ALICE.uid, CAROL.uid]
+    await eventually(lambda: gone(bob_pid))
+    assert not gone(alice_pid)
+    assert get(upstream, "/dav/home/hello.txt").text == "hello carol\n"
+    with pytest.raises(CapacityExhausted):  # alice and carol both have a request in flight
+        await backend.ensure(BOB)
+
+
+async def test_a_request_in_flight_keeps_its_server_past_the_idle_timeout(
+    make_backend: Factory,
+) -> None:
+    backend = make_backend(idle_timeout=0.3)
+    await backend.ensure(BOB)  # a long transfer the backend cannot watch (no touch yet)
+    pid = pid_of(backend, BOB)
+    await asyncio.sleep(1.2)
+    assert not gone(pid)
+    await backend.touch(BOB)  # done: now it may go
+    await eventually(lambda: gone(pid), within=5)
 
 
 async def test_aclose_stops_everything(make_backend: Factory) -> None:

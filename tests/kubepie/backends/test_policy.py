@@ -68,16 +68,19 @@ def test_the_document_is_what_the_file_server_accepts() -> None:
     assert "state_dir" not in policy.fileserver_document(spec, "s" * 43, None)
 
 
-def test_eviction_picks_the_least_recently_used_idle_ready_server() -> None:
+def test_eviction_picks_the_least_recently_used_server_without_a_request_in_flight() -> None:
     candidates = [
         policy.Candidate(1, last_used=10.0, ready=True),
         policy.Candidate(2, last_used=5.0, ready=True),
         policy.Candidate(3, last_used=1.0, ready=False),  # still starting: never evicted
-        policy.Candidate(4, last_used=19.0, ready=True),  # busy
+        policy.Candidate(4, last_used=0.5, ready=True, busy=True),  # a request in flight
     ]
-    assert policy.eviction_victim(candidates, now=20.0, min_idle=5.0) == 2
-    assert policy.eviction_victim(candidates, now=20.0, min_idle=16.0) is None
-    assert policy.eviction_victim([], now=20.0, min_idle=0.0) is None
+    assert policy.eviction(candidates, now=20.0, min_idle=5.0) == (2, 0.0)
+    # Idle, but only just: the newcomer waits the rest of min_idle instead of being refused.
+    assert policy.eviction(candidates, now=20.0, min_idle=16.0) == (2, 1.0)
+    busy = [candidates[2], candidates[3]]
+    assert policy.eviction(busy, now=20.0, min_idle=0.0) is None
+    assert policy.eviction([], now=20.0, min_idle=0.0) is None
 
 
 def test_idle_expiry() -> None:
