@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from identity.models import Identity
-from identity.scopes import Capabilities, Operation, require
+from identity.scopes import Capabilities, Operation, allows, require
 from kubepie.credentials.models import Credential, check_access
-from kubepie.router.paths import StoragePath
+from kubepie.router.errors import BadRequest
+from kubepie.router.paths import StoragePath, Target
 
 
 class AuthMethod(StrEnum):
@@ -53,3 +54,28 @@ def check(principal: Principal, path: StoragePath, operations: Iterable[Operatio
     if principal.capabilities.restricted:
         for op in ops:
             require(principal.capabilities, op, path.text)
+
+
+def authorize(principal: Principal, targets: Iterable[Target]) -> bool:
+    """Check every path a request touches (:func:`check`); true if it must go *create-only*.
+
+    A request goes create-only when it creates somewhere (:attr:`Target.creates`) that the
+    principal may create but not modify: a WLCG token with ``storage.create`` and without
+    ``storage.modify`` there. The router then marks the forwarded request, and the file
+    server creates exclusively and replaces nothing, so "create" never turns into "overwrite"
+    whatever the request's own headers say. A request that names no path is refused.
+    """
+    create_only = False
+    checked = False
+    for target in targets:
+        check(principal, target.path, target.operations)
+        checked = True
+        if (
+            target.creates
+            and principal.capabilities.restricted
+            and not allows(principal.capabilities, "modify", target.path.text)
+        ):
+            create_only = True
+    if not checked:
+        raise BadRequest("the request names no path to check")
+    return create_only

@@ -19,6 +19,7 @@ from kubepie.credentials.store import CredentialStore
 from kubepie.router.accounting import AccountingLog, RequestRecord
 from kubepie.router.authn import Authenticator
 from kubepie.router.errors import UpstreamUnavailable
+from kubepie.router.headers import RequestHeaders, prepare
 from kubepie.router.metrics import RouterMetrics
 from kubepie.router.proxy import BodyCheck, Transfer, forward
 from kubepie.router.servers import ServerPool, Upstream
@@ -57,14 +58,14 @@ class RouterContext:
         *,
         method: str,
         target: bytes,
-        headers: Iterable[tuple[bytes, bytes]],
+        headers: Iterable[tuple[bytes, bytes]] | RequestHeaders,
         receive: Receive,
         send: Send,
         transfer: Transfer,
         replace: dict[bytes, bytes] | None = None,
         body_check: BodyCheck | None = None,
     ) -> None:
-        headers = list(headers)
+        request = headers if isinstance(headers, RequestHeaders) else prepare(headers)
         for attempt in (1, 2):
             upstream = await self.upstream(identity)
             address = address_of(upstream)
@@ -77,7 +78,7 @@ class RouterContext:
                     upstream.secret,
                     method=method,
                     target=target,
-                    headers=headers,
+                    headers=request,
                     receive=receive,
                     send=send,
                     transfer=transfer,

@@ -1,41 +1,35 @@
 """``/dav/<mount>/<path>``: WebDAV and plain HTTPS GET/PUT, authenticated and forwarded.
 
 A raw ASGI app (no per-request framework objects on the data path). For each request:
-authenticate (bearer, Basic app credential, session cookie), decode the path the way the file
-server will, check the credential's prefix / read-only flag and the token's WLCG scopes for the
-path (and for ``Destination`` of COPY/MOVE, whose header is rewritten to a plain path on this
-host), then forward to the user's server and account for it. WebDAV headers (``Depth``,
-``Overwrite``, ``If``, ``Lock-Token``, ``Timeout``), ranges and conditional headers pass as
-they are.
+compute the headers that will be forwarded (:func:`kubepie.router.headers.prepare`) and take
+every decision from them; authenticate (bearer, Basic app credential, session cookie), decode
+the path the way the file server will, check the credential's prefix / read-only flag and the
+token's WLCG scopes for every path the request touches (:func:`kubepie.router.paths.dav_targets`:
+its own, and ``Destination`` of COPY/MOVE, whose header is rewritten to a plain path on this
+host), then forward to the user's server and account for it. A write that creates, by a
+token that may create but not modify there (WLCG ``storage.create``), is forwarded with
+``X-KubePie-Create-Only``: the file server then creates exclusively and never replaces.
+WebDAV headers (``Depth``, ``Overwrite``, ``If``, ``Lock-Token``, ``Timeout``), ranges and
+conditional headers pass as they are.
 """
 
 from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from kubepie.router.access import check
+from kubepie.fileserver.auth import CREATE_ONLY_HEADER
+from kubepie.router.access import authorize
 from kubepie.router.accounting import RequestRecord
 from kubepie.router.context import RouterContext
 from kubepie.router.errors import BadRequest
-from kubepie.router.paths import (
-    dav_operations,
-    dav_path,
-    destination_operation,
-    destination_path,
-)
+from kubepie.router.headers import prepare
+from kubepie.router.paths import dav_path, dav_targets
 from kubepie.router.proxy import Transfer
 from kubepie.router.responses import close_if_body_announced, send_error
 from kubepie.router.servers import dav_address
 
 LISTENER = "dav"
-
-
-def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Lower-case name → first value (latin-1), for the checks; forwarding uses the raw list."""
-    out: dict[str, str] = {}
-    for name, value in raw:
-        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-    return out
+CREATE_ONLY = CREATE_ONLY_HEADER.encode("latin-1")
 
 
 class DavApp:
@@ -67,7 +61,8 @@ class DavApp:
         record: RequestRecord,
         transfer: Transfer,
     ) -> None:
-        headers = header_map(scope["headers"])
+        request = prepare(scope["headers"])  # what is forwarded is what is decided on
+        headers = request.view()
         principal = await self.ctx.authenticator.authenticate(headers)
         record.principal = principal
         try:
@@ -75,17 +70,13 @@ class DavApp:
         except UnicodeDecodeError as exc:
             raise BadRequest("path is not ASCII (percent-encode it)") from exc
         record.mount, record.path = path.mount, path.text
-        check(principal, path, dav_operations(method, headers))
+        hosts = (headers.get("host", ""), self.public_host)
+        targets, raw_dest = dav_targets(method, path, headers, hosts)
         replace: dict[bytes, bytes] = {}
-        if method.upper() in {"COPY", "MOVE"}:
-            destination = headers.get("destination")
-            if not destination:
-                raise BadRequest("COPY and MOVE need a Destination header")
-            raw_dest, dest = destination_path(
-                destination, headers.get("host", ""), self.public_host
-            )
-            check(principal, dest, (destination_operation(method, headers),))
+        if raw_dest is not None:
             replace[b"destination"] = raw_dest.encode("latin-1")
+        if authorize(principal, targets):
+            replace[CREATE_ONLY] = b"1"
         query: bytes = scope.get("query_string", b"")
         target = raw_path + (b"?" + query if query else b"")
         await self.ctx.forward(
@@ -93,7 +84,7 @@ class DavApp:
             dav_address,
             method=method,
             target=target,
-            headers=scope["headers"],
+            headers=request,
             receive=receive,
             send=send,
             transfer=transfer,

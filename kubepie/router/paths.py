@@ -15,6 +15,7 @@ credential prefixes are written in (``storage.read:/home`` is the ``home`` mount
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +23,7 @@ from identity.scopes import Operation
 from kubepie.fileserver.errors import PathRefused
 from kubepie.fileserver.mounts import split_url_path
 from kubepie.router.errors import BadRequest
+from kubepie.s3.sources import COPY_SOURCE, object_segments, parse_copy_source
 
 DAV_PREFIX = "/dav"
 
@@ -103,12 +105,26 @@ def is_write(method: str) -> bool:
     return method.upper() not in READ_METHODS
 
 
-def dav_operations(method: str, headers: dict[str, str]) -> tuple[Operation, ...]:
-    """The WLCG operations a WebDAV request needs on its own path (pure).
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One path a request touches and the WLCG operations it needs there.
 
-    Reads need ``read``. ``PUT`` with ``If-None-Match: *`` and ``MKCOL`` only create (they
-    cannot overwrite); any other write may change existing data and needs ``modify``, which
-    ``storage.modify`` grants and ``storage.create`` does not.
+    ``creates``: the request makes a name here that may already exist (``PUT``, ``MKCOL``, a
+    ``COPY``/``MOVE`` destination, an S3 object write). It needs only ``create``; a caller who
+    may create here but not modify is forwarded *create-only*, and the file server then creates
+    exclusively, never replacing what is there (see :func:`kubepie.router.access.authorize`).
+    """
+
+    path: StoragePath
+    operations: tuple[Operation, ...]
+    creates: bool = False
+
+
+def dav_operations(method: str, headers: Mapping[str, str]) -> tuple[Operation, ...]:
+    """The WLCG operations a WebDAV request needs on its own path, for callers that forward
+    without the create-only mark (the web UI's own requests): a write that may replace
+    needs ``modify``; only ``PUT`` with ``If-None-Match: *`` (set by the caller itself, on
+    the headers it forwards) and ``MKCOL`` are mere creations. Pure.
     """
     method = method.upper()
     if method in READ_METHODS:
@@ -120,8 +136,73 @@ def dav_operations(method: str, headers: dict[str, str]) -> tuple[Operation, ...
     return ("modify",)
 
 
-def destination_operation(method: str, headers: dict[str, str]) -> Operation:
-    """What ``COPY``/``MOVE`` need at their ``Destination``: overwriting is a modification."""
-    if headers.get("overwrite", "T").upper() == "F":
-        return "create"
-    return "modify"
+def dav_targets(
+    method: str, path: StoragePath, headers: Mapping[str, str], hosts: Sequence[str]
+) -> tuple[tuple[Target, ...], str | None]:
+    """Every path a WebDAV request touches, and the raw path ``Destination`` is rewritten to.
+
+    ``headers`` is the forwarded view (:meth:`kubepie.router.headers.RequestHeaders.view`).
+    Reads need ``read``. ``MKCOL`` and ``PUT`` with ``If-None-Match: *`` create
+    (:class:`Target`). ``COPY`` reads its source, ``MOVE`` reads and removes it (``read`` and
+    ``modify``); both create at their ``Destination`` (which must name this server) with
+    ``Overwrite: F``, else they may replace there and need ``modify``. Any other method may
+    change or remove existing data and needs ``modify``. A ``Source`` header (an HTTP
+    third-party pull) names a path nobody here checks: refused. Pure.
+    """
+    method = method.upper()
+    if method in READ_METHODS:
+        return (Target(path, ("read",)),), None
+    if method == "MKCOL" or (method == "PUT" and headers.get("if-none-match") == "*"):
+        return (Target(path, ("create",), creates=True),), None
+    if method in {"COPY", "MOVE"}:
+        if headers.get("source") is not None:
+            raise BadRequest("third-party copy (a Source header) is not supported")
+        destination = headers.get("destination")
+        if not destination:
+            raise BadRequest("COPY and MOVE need a Destination header")
+        raw_dest, dest = destination_path(destination, *hosts)
+        source: tuple[Operation, ...] = ("read",) if method == "COPY" else ("read", "modify")
+        if headers.get("overwrite", "T").upper() == "F":
+            return (Target(path, source), Target(dest, ("create",), creates=True)), raw_dest
+        return (Target(path, source), Target(dest, ("modify",))), raw_dest
+    return (Target(path, ("modify",)),), None
+
+
+def is_delete_objects(method: str, on_object: bool, query: Mapping[str, str]) -> bool:
+    """Whether an S3 request is DeleteObjects (``POST /bucket?delete``), whose keys are in
+    its body."""
+    return method.upper() == "POST" and not on_object and "delete" in query
+
+
+def s3_targets(
+    method: str,
+    path: StoragePath,
+    on_object: bool,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+) -> tuple[Target, ...]:
+    """The paths an S3 request touches by its URL and headers (DeleteObjects' keys, in its
+    body, are added by the listener).
+
+    ``path`` is the bucket and key (a listing's prefix included), ``on_object`` whether the
+    URL names a key, ``query`` its decoded parameters, ``headers`` the forwarded view (joined
+    as the S3 server joins them).
+    ``GET``/``HEAD`` read. On an object, ``PUT`` (PutObject, CopyObject, UploadPart,
+    UploadPartCopy) and ``POST`` (CreateMultipartUpload, CompleteMultipartUpload) create;
+    ``DELETE`` and anything else modify. ``POST ?delete`` on a bucket needs nothing of the
+    bucket itself: each key it names needs ``modify``. Other bucket writes modify. An
+    ``x-amz-copy-source`` on any request must be readable. Pure.
+    """
+    method = method.upper()
+    targets: list[Target] = []
+    if method in {"GET", "HEAD"}:
+        targets.append(Target(path, ("read",)))
+    elif on_object and method in {"PUT", "POST"}:
+        targets.append(Target(path, ("create",), creates=True))
+    elif not is_delete_objects(method, on_object, query):
+        targets.append(Target(path, ("modify",)))
+    raw_source = headers.get(COPY_SOURCE)
+    if raw_source is not None:
+        source = StoragePath(object_segments(*parse_copy_source(raw_source)))
+        targets.append(Target(source, ("read",)))
+    return tuple(targets)

@@ -5,7 +5,9 @@
   (with back-pressure, see :mod:`kubepie.router.upstream`).
 * Hop-by-hop headers are dropped both ways; so are the client's ``Authorization``, ``Cookie``
   and every ``X-KubePie-*`` header (the file server must see neither user secrets nor
-  anything the client claims about itself). The per-server secret is added.
+  anything the client claims about itself). The per-server secret is added. Which headers
+  go is decided once, by :func:`kubepie.router.headers.prepare`; callers pass the
+  :class:`~kubepie.router.headers.RequestHeaders` they took their decisions from.
 * A client that goes away aborts the upstream exchange at once (the file server sees its
   connection close; an upload in flight is not committed).
 * :class:`~kubepie.router.errors.UpstreamUnavailable` is raised only while nothing of the
@@ -23,28 +25,8 @@ from typing import Any
 from starlette.types import Message, Receive, Send
 
 from kubepie.router.errors import UpstreamBroken, UpstreamUnavailable
+from kubepie.router.headers import HOP_BY_HOP, RequestHeaders, prepare, upstream
 from kubepie.router.upstream import Headers, ResponseHead, UpstreamPool, request_head
-
-#: Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus framing.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"content-length",
-        b"expect",
-    }
-)
-#: Never forwarded upstream: user secrets, and headers only the router may set.
-PRIVATE = frozenset({b"authorization", b"cookie"})
-PRIVATE_PREFIX = b"x-kubepie-"
-SECRET_HEADER = b"x-kubepie-server-secret"
 
 #: Called with each piece of the request body before it is forwarded, and with ``b""`` once
 #: the body has ended; raising stops the exchange (the file server sees the connection drop).
@@ -62,49 +44,20 @@ class Transfer:
 
 
 def upstream_headers(
-    client: Iterable[tuple[bytes, bytes]],
+    client: Iterable[tuple[bytes, bytes]] | RequestHeaders,
     secret: str,
     *,
     replace: dict[bytes, bytes] | None = None,
 ) -> tuple[Headers, int | None, bool]:
     """Headers for the file server, the request's content length and whether it is chunked.
 
-    Pure. ``replace`` sets headers (lower-case names) to new values, e.g. a rewritten
-    ``Destination``.
+    Pure. ``client`` is the request's raw headers or, better, the :class:`RequestHeaders` the
+    caller took its decisions from (:func:`kubepie.router.headers.prepare`). ``replace`` sets
+    headers (lower-case names) to new values, e.g. a rewritten ``Destination``.
     """
-    out: Headers = []
-    length: int | None = None
-    chunked = False
-    connection_tokens: set[bytes] = set()
-    items = list(client)
-    for name, value in items:
-        if name.lower() == b"connection":
-            connection_tokens.update(t.strip().lower() for t in value.split(b","))
-    replace = replace or {}
-    for name, value in items:
-        lower = name.lower()
-        if lower == b"content-length":
-            length = int(value)
-            continue
-        if lower == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-            continue
-        if (
-            lower in HOP_BY_HOP
-            or lower in PRIVATE
-            or lower.startswith(PRIVATE_PREFIX)
-            or lower in connection_tokens
-            or lower in replace
-        ):
-            continue
-        out.append((lower, value))
-    out.extend(replace.items())
-    out.append((SECRET_HEADER, secret.encode("latin-1")))
-    if chunked:
-        out.append((b"transfer-encoding", b"chunked"))
-    else:
-        out.append((b"content-length", str(length or 0).encode()))
-    return out, (None if chunked else (length or 0)), chunked
+    request = client if isinstance(client, RequestHeaders) else prepare(client)
+    out = upstream(request, secret.encode("latin-1"), replace)
+    return out, request.length, request.chunked
 
 
 def response_headers(upstream: Headers) -> Headers:
@@ -127,7 +80,7 @@ async def forward(
     *,
     method: str,
     target: bytes,
-    headers: Iterable[tuple[bytes, bytes]],
+    headers: Iterable[tuple[bytes, bytes]] | RequestHeaders,
     receive: Receive,
     send: Send,
     transfer: Transfer,

@@ -4,10 +4,15 @@ For each request: parse the signature (header or presigned query, :mod:`kubepie.
 boto3's default SigV2 presigned URLs too, through :class:`kubepie.s3.auth.SigV4Authenticator`),
 find the credential by access key id, verify the signature with its secret and the current
 time (15 minutes of skew, presigned expiry), re-resolve the owner's identity, check the
-credential's prefix and read-only flag on the bucket/key path, and forward with the per-server
-secret (the file server trusts the router and does not verify again). ``aws-chunked`` bodies
-with signed chunks are verified *while they stream*: a chunk whose signature does not match
-stops the upload before its end reaches the file server. Errors are S3 XML documents.
+credential's prefix and read-only flag on every object the request names
+(:func:`kubepie.router.paths.s3_targets`: the bucket/key path, an ``x-amz-copy-source`` of
+CopyObject and UploadPartCopy, each key of DeleteObjects, read from its body by
+:mod:`kubepie.router.s3body`), and forward with the per-server secret (the file server
+trusts the router and does not verify again). The headers forwarded are computed first
+(:func:`kubepie.router.headers.prepare`) and every decision but the signature reads them.
+``aws-chunked`` bodies with signed chunks are verified *while they stream*: a chunk whose
+signature does not match stops the upload before its end reaches the file server. Errors are
+S3 XML documents.
 """
 
 from __future__ import annotations
@@ -18,13 +23,21 @@ from starlette.types import Receive, Scope, Send
 
 from kubepie.credentials.errors import UnknownAccessKey
 from kubepie.credentials.models import ActiveCredential
-from kubepie.router.access import AuthMethod, Principal, check
+from kubepie.fileserver.auth import CREATE_ONLY_HEADER
+from kubepie.router.access import AuthMethod, Principal, authorize
 from kubepie.router.accounting import RequestRecord
 from kubepie.router.context import RouterContext
 from kubepie.router.errors import BadRequest
-from kubepie.router.paths import is_write, s3_path
+from kubepie.router.headers import prepare
+from kubepie.router.paths import (
+    is_delete_objects,
+    s3_path,
+    s3_targets,
+    split_segments,
+)
 from kubepie.router.proxy import BodyCheck, Transfer
 from kubepie.router.responses import close_if_body_announced, is_known, message_of, status_of
+from kubepie.router.s3body import check_presigned_copy, key_targets, read_delete_keys, replay
 from kubepie.router.servers import s3_address
 from kubepie.s3 import errors as s3_errors
 from kubepie.s3 import sigv4, xml
@@ -32,6 +45,7 @@ from kubepie.s3.auth import SigV4Authenticator
 from kubepie.s3.chunked import AwsChunkedDecoder
 
 LISTENER = "s3"
+CREATE_ONLY = CREATE_ONLY_HEADER.encode("latin-1")
 _CODES = {400: "InvalidRequest", 401: "AccessDenied", 403: "AccessDenied", 404: "NoSuchBucket"}
 
 
@@ -104,6 +118,7 @@ class S3Front:
             path_text = raw_path.decode("ascii")
         except UnicodeDecodeError as exc:
             raise BadRequest("path is not ASCII (percent-encode it)") from exc
+        forwarded = prepare(scope["headers"])  # what is forwarded is what is decided on
         request = sigv4.HttpRequest(
             method=method,
             raw_path=path_text,
@@ -117,7 +132,8 @@ class S3Front:
             found.append(active)
             return active.secret_access_key
 
-        # SigV4 (header, presigned, streaming) and boto3's default SigV2 presigned URLs.
+        # SigV4 (header, presigned, streaming) and boto3's default SigV2 presigned URLs. The
+        # signature covers the headers as sent; every other decision reads ``forwarded``.
         verified = await SigV4Authenticator(lookup).authenticate(request)
         credential = found[0].credential
         await self.ctx.store.record_use(credential)
@@ -125,23 +141,33 @@ class S3Front:
         principal = Principal(identity, AuthMethod.SIGV4, credential=credential)
         record.principal = principal
         query = dict(sigv4.query_pairs(request.raw_query))
+        headers = forwarded.joined()
         try:
             path = s3_path(path_text, query.get("prefix"))
+            on_object = len(split_segments(path_text)) > 1
         except BadRequest as exc:
             raise s3_errors.AccessDenied(f"the key leaves its bucket: {exc}") from exc
         record.mount, record.path = path.mount, path.text
-        check(principal, path, ("modify",) if is_write(method) else ("read",))
+        check_presigned_copy(query, headers)
+        targets = s3_targets(method, path, on_object, query, headers)
+        body_check = chunk_checker(verified)
+        if is_delete_objects(method, on_object, query):
+            body, keys = await read_delete_keys(receive, headers, verified)
+            receive, body_check = replay(body, receive), None  # chunks verified while read
+            targets += key_targets(path.segments[0], keys)
+        replace = {CREATE_ONLY: b"1"} if authorize(principal, targets) else None
         target = raw_path + (b"?" + scope["query_string"] if scope.get("query_string") else b"")
         await self.ctx.forward(
             identity,
             s3_address,
             method=method,
             target=target,
-            headers=scope["headers"],
+            headers=forwarded,
             receive=receive,
             send=send,
             transfer=transfer,
-            body_check=chunk_checker(verified),
+            replace=replace,
+            body_check=body_check,
         )
 
     async def _error(

@@ -8,7 +8,6 @@ import errno
 import hashlib
 import os
 from collections.abc import Sequence
-from urllib.parse import unquote
 
 from starlette.types import Send
 
@@ -19,6 +18,7 @@ from kubepie.s3.body import BodyPlan, plan_body, stream_body
 from kubepie.s3.conditions import NotModified, check_preconditions, http_date, parse_range
 from kubepie.s3.context import Context, Response, in_thread, user_metadata
 from kubepie.s3.models import ObjectInfo
+from kubepie.s3.sources import COPY_SOURCE, parse_copy_source
 from kubepie.s3.xml import copy_result
 
 _RESPONSE_OVERRIDES = (
@@ -164,11 +164,7 @@ async def _put_marker(ctx: Context, obj: objects.ObjectPath, plan: BodyPlan) -> 
 
 
 def copy_source(ctx: Context) -> tuple[Mount, objects.ObjectPath]:
-    raw = ctx.header("x-amz-copy-source") or ""
-    source = unquote(raw.partition("?")[0]).lstrip("/")
-    bucket, _, key = source.partition("/")
-    if not bucket or not key:
-        raise errors.InvalidArgument("x-amz-copy-source must be bucket/key")
+    bucket, key = parse_copy_source(ctx.header(COPY_SOURCE) or "")
     mount = ctx.mount(bucket)
     return mount, objects.resolve(mount, key)
 
