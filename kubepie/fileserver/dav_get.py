@@ -4,11 +4,12 @@ Through the WSGI adapter every request costs a worker-thread hop and wsgidav's f
 machinery; for small files that dominates (a quarter of nginx's requests per second). A
 *plain* GET/HEAD (no ``Range``, no conditional headers) of a regular file is answered here
 with the same headers wsgidav sends (Content-Type, Content-Length, Last-Modified, ETag,
-Accept-Ranges). The file is opened first and checked with ``fstat`` on the open descriptor,
-after the path was confined, so what is sent is what was checked. Larger files stream in
-blocks of ``block_size`` read by a worker thread, the next block read while the current one
-is sent. Everything else (collections, ranges, conditionals, errors) goes to wsgidav, which
-gives the full answer.
+Accept-Ranges). The file is opened beneath its mount root in one step
+(:meth:`kubepie.fileserver.mounts.Mount.open`, ``O_NONBLOCK`` so a FIFO cannot hold the event
+loop) and checked with ``fstat`` on the open descriptor, so what is sent is what was checked.
+Larger files stream in blocks of ``block_size`` read by a worker thread, the next block read
+while the current one is sent. Everything else (collections, ranges, conditionals, errors) goes
+to wsgidav, which gives the full answer.
 """
 
 from __future__ import annotations
@@ -62,8 +63,7 @@ class PlainGet:
             if len(segments) < 2 or dav_path.endswith("/"):
                 return None
             mount = self.mounts[segments[0]]
-            path = mount.resolve(segments[1:])
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = mount.open(segments[1:], os.O_RDONLY | os.O_NONBLOCK)
         except (FileServerError, OSError):
             return None
         st = os.fstat(fd)
@@ -71,7 +71,7 @@ class PlainGet:
             os.close(fd)
             return None
         headers = [
-            (b"content-type", guess_mime_type(path.name, _MIME_OPTIONS).encode("latin-1")),
+            (b"content-type", guess_mime_type(segments[-1], _MIME_OPTIONS).encode("latin-1")),
             (b"content-length", str(st.st_size).encode()),
             (b"last-modified", email.utils.formatdate(int(st.st_mtime), usegmt=True).encode()),
             (b"etag", f'"{etag_of(st)}"'.encode()),

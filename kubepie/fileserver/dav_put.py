@@ -10,6 +10,12 @@ target, which is renamed into place only when the whole body has arrived (same c
 Anything else returns ``None`` from :meth:`PlainPut.plan` and goes to wsgidav, which then
 produces the full WebDAV answer (412, 423 with its error body, 409, 405...).
 
+The parent directory is resolved once, in :meth:`PlainPut.plan`, beneath the mount root; the
+plan keeps its descriptor and the upload works relative to it, so a directory swapped for a
+symlink after the check cannot redirect the write. With the router's create-only header
+(:data:`kubepie.fileserver.auth.CREATE_ONLY_HEADER`) an existing target is refused (403) and the
+final rename never replaces a name.
+
 Locks: the target URL is held in wsgidav's lock manager as "being written" for the duration
 (:meth:`LockManager.write_transaction`), so no LOCK can slip in between check and rename.
 """
@@ -22,13 +28,13 @@ import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from wsgidav.dav_error import DAVError
 
 from kubepie.fileserver.asgi import ClientDisconnected, Receive, Scope, Send, header, send_plain
+from kubepie.fileserver.auth import CREATE_ONLY_HEADER
 from kubepie.fileserver.dav_provider import etag_of
 from kubepie.fileserver.errors import FileServerError, from_oserror
 from kubepie.fileserver.mounts import Mounts, split_url_path
@@ -47,13 +53,20 @@ _DECLINE_HEADERS = (
 )
 
 
+def create_only(scope: Scope) -> bool:
+    """Whether the request may only create names (never replace or delete one)."""
+    return (header(scope, CREATE_ONLY_HEADER) or "").strip() == "1"
+
+
 @dataclass(frozen=True, slots=True)
 class PutPlan:
-    target: Path
+    directory: int
+    name: str
     url: str
     parent_url: str
     existed: bool
     length: int | None
+    exclusive: bool
 
 
 class PlainPut:
@@ -76,23 +89,29 @@ class PlainPut:
         length = int(length_text) if length_text and length_text.isdigit() else None
         if length_text is not None and length is None:
             return None
+        exclusive = create_only(scope)
         try:
             segments = split_url_path(dav_path)
             if len(segments) < 2 or segments[0] not in self.mounts:
                 return None
             mount = self.mounts[segments[0]]
             mount.check_writable()
-            target = mount.resolve(segments[1:])
-            if not stat.S_ISDIR(os.stat(target.parent).st_mode):
-                return None
+            directory, name = mount.open_parent(segments[1:])
+        except (FileServerError, OSError):
+            return None
+        try:
             try:
-                existed = stat.S_ISREG(os.stat(target).st_mode)
-                if not existed:
-                    return None  # a directory or something special: wsgidav answers
+                st = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                existed = stat.S_ISREG(st.st_mode)
+                if not existed or exclusive:
+                    # a symlink, directory or special file, or create-only over an existing
+                    # name: wsgidav answers (with 403 for the last)
+                    raise FileExistsError
             except FileNotFoundError:
                 existed = False
-            check_replaceable(str(target))
-        except (FileServerError, OSError):
+            check_replaceable(directory, name)
+        except OSError:
+            os.close(directory)
             return None
         url = quote("/" + "/".join(segments))
         parent_url = quote("/" + "/".join(segments[:-1]))
@@ -105,8 +124,9 @@ class PlainPut:
                     url=parent_url, depth="0", token_list=[], principal=self.username
                 )
         except DAVError:
+            os.close(directory)
             return None
-        return PutPlan(target, url, parent_url, existed, length)
+        return PutPlan(directory, name, url, parent_url, existed, length, exclusive)
 
     @contextlib.contextmanager
     def _transaction(self, plan: PutPlan) -> Iterator[None]:
@@ -132,6 +152,8 @@ class PlainPut:
         except ValueError as exc:
             await send_plain(send, 400, f"{exc}\n")
             return
+        finally:
+            os.close(plan.directory)  # the upload kept its own duplicate
         try:
             etag = etag_of(st).encode()
             await send(
@@ -146,7 +168,7 @@ class PlainPut:
             await asyncio.to_thread(upload.release_old)
 
     async def _store(self, plan: PutPlan, receive: Receive) -> tuple[Upload, os.stat_result]:
-        upload = Upload(str(plan.target))
+        upload = Upload(plan.directory, plan.name, exclusive=plan.exclusive)
         try:
             written = await self._copy_body(upload, receive)
             if plan.length is not None and written != plan.length:

@@ -1,26 +1,31 @@
-"""Storage mounts and path confinement (pure, apart from resolving symlinks).
+"""Storage mounts and path confinement.
 
-A :class:`Mount` is a named directory tree, possibly read-only. :meth:`Mount.resolve` turns a
-path *inside* the mount into a filesystem path and refuses, with :class:`PathRefused`, anything
-that could leave the mount root: ``.``/``..`` segments, NUL bytes, and symlinks (anywhere in the
-path) whose target lies outside the root. :func:`split_url_path` does the URL-level part:
-percent-decoding segment by segment and refusing an encoded separator (``%2F``). A backslash is
-an ordinary byte of a POSIX file name, not a separator: it is accepted, so that a directory
-holding such a name can still be listed and the file reached.
+A :class:`Mount` is a named directory tree, possibly read-only. Every path inside it is
+resolved *beneath* a descriptor of its root, atomically (:mod:`kubepie.fileserver.beneath`:
+``openat2`` with ``RESOLVE_BENEATH``, or a component walk with ``O_NOFOLLOW``): ``.``/``..``
+segments and NUL bytes are refused up front (:class:`PathRefused`), and a symlink anywhere
+along the path is followed only while it stays inside the root, even if it is swapped in
+while the request runs. The answers are descriptors (:meth:`Mount.open`,
+:meth:`Mount.open_parent`), and all later work on them uses ``*at`` calls, never the path
+again. :func:`split_url_path` does the URL-level part: percent-decoding segment by segment and
+refusing an encoded separator (``%2F``). A backslash is an ordinary byte of a POSIX file name,
+not a separator: it is accepted, so that a directory holding such a name can still be listed
+and the file reached.
 
-Limits: the check resolves symlinks at request time; a symlink swapped in between the check and
-the open is not caught here. The server runs as the user, so such a race reaches at most what
-the user's own UID may reach.
+The root is opened on first use, as the user the server runs as (after privileges are
+dropped), and kept open for the life of the process.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
 
+from kubepie.fileserver.beneath import open_beneath
 from kubepie.fileserver.errors import NoSuchMount, PathRefused, ReadOnlyMount
 
 _FORBIDDEN_SEGMENTS = frozenset({".", ".."})
@@ -74,18 +79,64 @@ class Mount:
     root: Path
     read_only: bool = False
     _real_root: Path = field(init=False, repr=False, compare=False)
+    _root_fd: list[int] = field(init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_segment(self.name)
         if not self.root.is_absolute():
             raise ValueError(f"mount {self.name!r}: root {self.root} is not absolute")
         object.__setattr__(self, "_real_root", Path(os.path.realpath(self.root)))
+        object.__setattr__(self, "_root_fd", [])
+        object.__setattr__(self, "_lock", threading.Lock())
+
+    def root_fd(self) -> int:
+        """An ``O_PATH`` descriptor of the root directory, opened once and kept."""
+        if self._root_fd:
+            return self._root_fd[0]
+        with self._lock:
+            if not self._root_fd:
+                fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                self._root_fd.append(fd)
+            return self._root_fd[0]
+
+    def open(self, segments: Sequence[str], flags: int, mode: int = 0o600) -> int:
+        """A descriptor of ``segments`` opened with ``flags``, resolved beneath the root.
+
+        A final symlink is followed (while it stays inside) unless ``flags`` has
+        ``O_NOFOLLOW``. The caller closes the descriptor.
+        """
+        parts = [check_segment(s) for s in segments]
+        return open_beneath(self.root_fd(), str(self._real_root), parts, flags, mode)
+
+    def open_dir(self, segments: Sequence[str]) -> int:
+        """An ``O_PATH`` descriptor of the directory ``segments`` (``NotADirectoryError``)."""
+        return self.open(segments, os.O_PATH | os.O_DIRECTORY)
+
+    def open_parent(self, segments: Sequence[str]) -> tuple[int, str]:
+        """``(descriptor of the parent directory, final name)`` for ``segments``.
+
+        The parent is resolved beneath the root; the final name is *not* resolved, so the
+        caller acts on it with ``*at`` calls (a symlink there is the link itself).
+        """
+        if not segments:
+            raise PathRefused(f"the root of mount {self.name!r} has no parent")
+        name = check_segment(segments[-1])
+        return self.open_dir(segments[:-1]), name
+
+    def stat(self, segments: Sequence[str]) -> os.stat_result:
+        """``stat`` of ``segments`` (a final symlink followed while it stays inside)."""
+        fd = self.open(segments, os.O_PATH)
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
 
     def resolve(self, segments: Iterable[str]) -> Path:
-        """The filesystem path for ``segments`` inside this mount, confined to its root.
+        """The filesystem path for ``segments``, checked to stay inside the root *now*.
 
-        The returned path is not symlink-resolved (so that DELETE or MOVE of a symlink acts on
-        the link itself), but every symlink along it has been checked to stay inside the root.
+        Only for naming things (e.g. in logs): the check is by path, so a symlink swapped in
+        afterwards is not caught. To act on a file, use :meth:`open` or :meth:`open_parent`.
         """
         parts = [check_segment(s) for s in segments]
         candidate = self.root.joinpath(*parts)

@@ -5,6 +5,10 @@ WebDAV fast path, :mod:`kubepie.fileserver.dav_put`; S3 PutObject, UploadPart, C
 CompleteMultipartUpload in :mod:`kubepie.s3`) writes through :class:`Upload` and finishes with
 :meth:`Upload.commit`: readers see the old version until the new one is complete, and a failed
 or cut upload only ever leaves (then removes) a hidden temporary file next to the target.
+That file is created ``0600`` (nobody else may read an upload in flight) and gets its final
+mode just before the rename; everything is done relative to the directory's descriptor, which
+the caller resolved beneath its mount (:meth:`kubepie.fileserver.mounts.Mount.open_parent`).
+An *exclusive* upload (create-only callers) renames with ``RENAME_NOREPLACE``.
 
 Replacing by rename needs write permission on the *directory*; the kernel would also let a
 user rename over a file they may not write (when the directory is not sticky). To keep the
@@ -30,45 +34,93 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-from kubepie.fileserver.dav_props import copy_dead_properties
+from kubepie.fileserver.beneath import rename_noreplace
 
 #: Marks the temporary file of an upload in progress; such names are hidden from listings.
 UPLOAD_MARK = ".kubepie-upload-"
+#: The dead-property xattrs (:mod:`kubepie.fileserver.dav_props`) a replaced file passes on.
+_DEAD_PREFIX = "user.kubepie.dav."
 
 Buffer = bytes | bytearray | memoryview
 _IOV_MAX = 1024
 
 
-def new_upload_path(directory: str, name: str) -> str:
-    """A fresh temporary name for an upload of ``name`` in ``directory`` (hidden in listings)."""
-    return os.path.join(directory, f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}")
+def new_upload_name(name: str) -> str:
+    """A fresh temporary name for an upload of ``name`` (hidden in listings)."""
+    return f".{name}{UPLOAD_MARK}{secrets.token_hex(6)}"
 
 
 def is_upload_name(name: str) -> bool:
     return name.startswith(".") and UPLOAD_MARK in name
 
 
-def check_replaceable(target: str) -> None:
-    """Raise ``PermissionError`` when ``target`` exists and this process may not write it."""
-    if os.path.lexists(target) and not os.access(target, os.W_OK):
-        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), target)
+def _current_umask() -> int:
+    """This process's umask, read without changing it (``/proc``; 022 where unreadable)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def check_replaceable(directory: int, name: str) -> None:
+    """Raise ``PermissionError`` when ``name`` exists in ``directory`` and this process may
+    not write it (a symlink is judged by what it is, the link: it is the name replaced)."""
+    try:
+        st = os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISLNK(st.st_mode) and not os.access(name, os.W_OK, dir_fd=directory):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+
+
+def refuse_existing(directory: int, name: str) -> None:
+    """Raise ``PermissionError`` when ``name`` exists in ``directory`` (create-only uploads).
+
+    Only an early answer: :meth:`Upload.commit` of an exclusive upload re-checks atomically.
+    """
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    raise PermissionError(errno.EACCES, "create only: the name exists already", name)
 
 
 class Upload:
     """The temporary file of one upload, counting the bytes written to it (blocking calls).
 
-    ``target`` may be changed before :meth:`commit` (an S3 part learns its final name from its
-    MD5 only once it is complete). With ``fsync`` the data reaches the disk before the rename.
+    The upload goes to ``name`` in the directory ``directory`` (a descriptor, resolved
+    beneath its mount by the caller; this object keeps its own duplicate). The temporary file
+    is created ``0600`` (``O_EXCL | O_NOFOLLOW``) beside the target, so nobody else can read
+    a file in flight; :meth:`commit` gives it its final mode before the rename. ``name`` may
+    be changed before :meth:`commit` (an S3 part learns its final name from its MD5 only once
+    it is complete). With ``fsync`` the data reaches the disk before the rename. An
+    ``exclusive`` upload never replaces an existing name (``RENAME_NOREPLACE``): two racing
+    creates give exactly one winner, the other gets ``PermissionError``.
     """
 
-    def __init__(self, target: str | os.PathLike[str], *, fsync: bool = False) -> None:
-        self.target = os.fspath(target)
-        check_replaceable(self.target)
-        self.path = new_upload_path(os.path.dirname(self.target), os.path.basename(self.target))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self.fd = os.open(self.path, flags, 0o666)
+    def __init__(
+        self, directory: int, name: str, *, fsync: bool = False, exclusive: bool = False
+    ) -> None:
+        if exclusive:
+            refuse_existing(directory, name)
+        else:
+            check_replaceable(directory, name)
+        self.dir_fd = os.dup(directory)
+        self.name = name
+        self.temp = new_upload_name(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            self.fd = os.open(self.temp, flags, 0o600, dir_fd=self.dir_fd)
+        except BaseException:
+            os.close(self.dir_fd)
+            raise
         self.written = 0
         self._fsync = fsync
+        self.exclusive = exclusive
         #: A hidden extra link to the replaced version, dropped by :meth:`release_old`.
         self.retired: str | None = None
 
@@ -100,67 +152,120 @@ class Upload:
             os.close(self.fd)
             self.fd = -1
 
+    def _close_dir(self) -> None:
+        if self.dir_fd >= 0 and self.retired is None:
+            os.close(self.dir_fd)
+            self.dir_fd = -1
+
     def discard(self) -> None:
         """Close and remove the temporary file (the target is untouched)."""
         with contextlib.suppress(OSError):
             self.close()
         self.fd = -1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.dir_fd >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp, dir_fd=self.dir_fd)
+            self._close_dir()
 
     def commit(self, prepare: Callable[[int], None] | None = None) -> os.stat_result:
         """Rename the complete upload over the target and answer the new file's stat.
 
-        A replaced regular file's mode, group and dead properties carry over; ``prepare``
-        then gets the open descriptor (to attach more xattrs) before the rename. On failure
-        the temporary file is removed and the target is untouched.
+        The new file gets ``0666 & ~umask``, or a replaced regular file's mode; the replaced
+        file's group and dead properties carry over too. ``prepare`` then gets the open
+        descriptor (to attach more xattrs) before the rename. On failure the temporary file
+        is removed and the target is untouched.
         """
         try:
             if self.fd < 0:  # closed by its writer (wsgidav closes before end_write)
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            check_replaceable(self.target)
-            try:
-                old: os.stat_result | None = os.stat(self.target)
-            except FileNotFoundError:
-                old = None
+                flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+                self.fd = os.open(self.temp, flags, dir_fd=self.dir_fd)
+            old: os.stat_result | None = None
+            if not self.exclusive:
+                check_replaceable(self.dir_fd, self.name)
+                with contextlib.suppress(FileNotFoundError):
+                    old = os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
             if old is not None and stat.S_ISREG(old.st_mode):
                 os.fchmod(self.fd, stat.S_IMODE(old.st_mode))
                 with contextlib.suppress(OSError):
                     os.fchown(self.fd, -1, old.st_gid)
-                copy_dead_properties(self.target, self.path)
+                self._copy_dead_properties()
+            else:
+                os.fchmod(self.fd, 0o666 & ~_umask())
             if prepare is not None:
                 prepare(self.fd)
             if self._fsync:
                 os.fsync(self.fd)
             st = os.fstat(self.fd)
             self.close()
-            if old is not None and stat.S_ISREG(old.st_mode):
-                self.retired = self._keep_old_alive()
-            os.replace(self.path, self.target)
+            if self.exclusive:
+                try:
+                    rename_noreplace(self.dir_fd, self.temp, self.dir_fd, self.name)
+                except FileExistsError as exc:
+                    raise PermissionError(
+                        errno.EACCES, "create only: the name exists already", self.name
+                    ) from exc
+            else:
+                if old is not None and stat.S_ISREG(old.st_mode):
+                    self.retired = self._keep_old_alive()
+                os.rename(self.temp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            self._close_dir()
             return st
         except BaseException:
             self.discard()
             self.release_old()
             raise
 
+    def _copy_dead_properties(self) -> None:
+        """Best effort: the replaced file's dead properties onto the new one."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            old = os.open(self.name, flags, dir_fd=self.dir_fd)
+        except OSError:
+            return
+        try:
+            for attr in os.listxattr(old):
+                if attr.startswith(_DEAD_PREFIX):
+                    with contextlib.suppress(OSError):
+                        os.setxattr(self.fd, attr, os.getxattr(old, attr))
+        except OSError:
+            return
+        finally:
+            os.close(old)
+
     def _keep_old_alive(self) -> str | None:
         """Link the old version under a hidden name, so that the rename does not free its
         blocks (a third of a second for 1 GiB on ext4) while the client waits for the answer.
         None when the link is not allowed (e.g. ``fs.protected_hardlinks``): then the rename
         frees the old version itself."""
-        name = new_upload_path(os.path.dirname(self.target), os.path.basename(self.target))
+        retired = new_upload_name(self.name)
         try:
-            os.link(self.target, name, follow_symlinks=False)
+            os.link(
+                self.name,
+                retired,
+                src_dir_fd=self.dir_fd,
+                dst_dir_fd=self.dir_fd,
+                follow_symlinks=False,
+            )
         except OSError:
             return None
-        return name
+        return retired
 
     def release_old(self) -> None:
         """Drop the replaced version (call after answering; slow for large files)."""
         retired, self.retired = self.retired, None
-        if retired is not None:
+        if retired is not None and self.dir_fd >= 0:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(retired)
+                os.unlink(retired, dir_fd=self.dir_fd)
+        self._close_dir()
+
+
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    if not _UMASK:
+        _UMASK.append(_current_umask())
+    return _UMASK[0]
 
 
 class Hasher(Protocol):

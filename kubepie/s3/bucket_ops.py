@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 
 from kubepie.s3 import errors
 from kubepie.s3.body import plan_body, read_small_body
 from kubepie.s3.context import Context, Response, in_thread
 from kubepie.s3.listing import list_page
 from kubepie.s3.models import DeleteOutcome, ListQuery
-from kubepie.s3.object_ops import delete_key
+from kubepie.s3.object_ops import create_only, delete_key
 from kubepie.s3.xml import (
     delete_result,
     list_buckets,
@@ -28,7 +27,7 @@ async def list_all_buckets(ctx: Context) -> Response:
         found: list[tuple[str, float]] = []
         for name, mount in ctx.mounts.items():
             try:
-                found.append((name, os.stat(mount.root).st_mtime))
+                found.append((name, mount.stat([]).st_mtime))
             except OSError:
                 continue
         return found
@@ -39,7 +38,7 @@ async def list_all_buckets(ctx: Context) -> Response:
 async def head_bucket(ctx: Context) -> Response:
     mount = ctx.mount()
     try:
-        await in_thread(os.stat, mount.root)
+        await in_thread(mount.stat, [])
     except FileNotFoundError as exc:
         raise errors.NoSuchBucket(
             "The specified bucket does not exist", resource=ctx.bucket
@@ -140,12 +139,13 @@ async def delete_objects(ctx: Context) -> Response:
     plan = plan_body(ctx.request.headers, ctx.verified)
     body = await read_small_body(ctx.receive, plan, ctx.settings.max_xml_body)
     keys, quiet = parse_delete(body)
+    keep_existing = create_only(ctx)
 
     def delete_all() -> list[DeleteOutcome]:
         outcomes: list[DeleteOutcome] = []
         for key in keys:
             try:
-                delete_key(mount, key)
+                delete_key(mount, key, keep_existing=keep_existing)
             except errors.S3Error as exc:
                 outcomes.append(DeleteOutcome(key, exc.code, exc.message))
             else:

@@ -8,6 +8,13 @@ directory starts with the reserved ``.kubepie-s3`` prefix: listings never show i
 can name it. It needs a writable mount root; on a mount whose root the user may not write,
 CreateMultipartUpload answers ``AccessDenied``.
 
+The staging directory may lie in a root shared with other users (a group area), so another
+user could create it first, or a symlink by its name. It is therefore opened with
+``O_NOFOLLOW`` and used only when the open descriptor shows a directory owned by this user with
+no access for anyone else (mode ``0700``): otherwise every multipart operation answers
+``AccessDenied`` naming the problem, and nothing is written into it. All work inside goes
+through that descriptor (``*at`` calls), never through its path.
+
 Complete checks the part list (ascending, every part present with its ETag, all but the last
 at least ``min_part_size``), concatenates the parts into a temporary file beside the target
 with ``copy_file_range`` (no bytes through Python; reflinks where the filesystem can), stores
@@ -18,25 +25,27 @@ Abort removes the staging directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
+from kubepie.fileserver.errors import FileServerError
 from kubepie.fileserver.mounts import Mount
 from kubepie.fileserver.uploads import Upload
 from kubepie.s3 import errors
 from kubepie.s3.models import PartInfo, UploadInfo
 from kubepie.s3.objects import (
     ObjectPath,
+    closing,
     commit_upload,
     copy_range,
-    make_parents,
     open_upload,
     resolve,
     xattrs_for,
@@ -48,16 +57,72 @@ _PART_FILE = re.compile(r"(\d{5})-([0-9a-f]{32})")
 MAX_PART_NUMBER = 10000
 
 
-def staging_root(mount: Mount, settings: S3Settings) -> Path:
-    """This user's staging directory in ``mount``: one per uid, since a group area's root is
-    shared by its members and each member's uploads must stay their own (mode 0700)."""
-    return mount.root / f"{settings.staging_dir}-{os.getuid()}"
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-def _upload_dir(mount: Mount, settings: S3Settings, upload_id: str) -> Path:
+def staging_name(settings: S3Settings) -> str:
+    """This user's staging directory name: one per uid, since a group area's root is shared
+    by its members and each member's uploads must stay their own."""
+    return f"{settings.staging_dir}-{os.getuid()}"
+
+
+def open_staging(mount: Mount, settings: S3Settings, *, create: bool) -> int:
+    """A descriptor of this user's private staging directory in ``mount`` (made when
+    ``create``); ``FileNotFoundError`` when it does not exist, ``AccessDenied`` when it is not
+    a directory owned by this user and closed to everyone else."""
+    name = staging_name(settings)
+    try:
+        if create:
+            with closing(mount.open_dir([])) as root, contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=root)
+        fd = mount.open([name], _DIR)
+    except FileNotFoundError:
+        raise
+    except FileServerError as exc:
+        raise errors.from_fileserver(exc, mount.name) from exc
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _not_private(mount, name, "it is not a directory") from exc
+        raise errors.from_oserror(exc, mount.name) from exc
+    st = os.fstat(fd)
+    problem = ""
+    if not stat.S_ISDIR(st.st_mode):
+        problem = "it is not a directory"
+    elif st.st_uid != os.geteuid():
+        problem = f"it is owned by uid {st.st_uid}"
+    elif st.st_mode & 0o077:
+        problem = f"its mode is {stat.S_IMODE(st.st_mode):04o}, not 0700"
+    if problem:
+        os.close(fd)
+        raise _not_private(mount, name, problem)
+    return fd
+
+
+def _not_private(mount: Mount, name: str, problem: str) -> errors.S3Error:
+    return errors.AccessDenied(
+        f"the multipart staging directory {name!r} in bucket {mount.name!r} is not private "
+        f"to this user ({problem}); refusing to use it",
+        resource=mount.name,
+    )
+
+
+def _check_id(upload_id: str) -> str:
     if not _UPLOAD_ID.fullmatch(upload_id):
         raise errors.NoSuchUpload("The specified upload does not exist.", resource=upload_id)
-    return staging_root(mount, settings) / upload_id
+    return upload_id
+
+
+def open_upload_dir(mount: Mount, settings: S3Settings, upload_id: str) -> int:
+    """A descriptor of the staging directory of ``upload_id``; ``NoSuchUpload`` if none."""
+    _check_id(upload_id)
+    try:
+        with closing(open_staging(mount, settings, create=False)) as staging:
+            return os.open(upload_id, _DIR, dir_fd=staging)
+    except OSError as exc:
+        raise errors.NoSuchUpload(
+            "The specified upload does not exist.", resource=upload_id
+        ) from exc
 
 
 def create(
@@ -68,18 +133,22 @@ def create(
     content_type: str,
     metadata: Mapping[str, str],
 ) -> str:
-    root = staging_root(mount, settings)
     upload_id = secrets.token_hex(16)
+    description = {
+        "key": obj.key,
+        "initiated": time.time(),
+        "content_type": content_type,
+        "metadata": dict(metadata),
+    }
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        root.mkdir(mode=0o700, exist_ok=True)
-        (root / upload_id).mkdir(mode=0o700)
-        description = {
-            "key": obj.key,
-            "initiated": time.time(),
-            "content_type": content_type,
-            "metadata": dict(metadata),
-        }
-        (root / upload_id / "upload.json").write_text(json.dumps(description))
+        with closing(open_staging(mount, settings, create=True)) as staging:
+            os.mkdir(upload_id, 0o700, dir_fd=staging)
+            with (
+                closing(os.open(upload_id, _DIR, dir_fd=staging)) as directory,
+                closing(os.open("upload.json", flags, 0o600, dir_fd=directory)) as fd,
+            ):
+                os.write(fd, json.dumps(description).encode())
     except OSError as exc:
         raise errors.from_oserror(exc, obj.key) from exc
     return upload_id
@@ -87,9 +156,12 @@ def create(
 
 def load(mount: Mount, settings: S3Settings, upload_id: str, key: str | None) -> UploadInfo:
     """The upload ``upload_id`` (for ``key``, when given); ``NoSuchUpload`` otherwise."""
-    directory = _upload_dir(mount, settings, upload_id)
     try:
-        description = json.loads((directory / "upload.json").read_text())
+        with (
+            closing(open_upload_dir(mount, settings, upload_id)) as directory,
+            closing(os.open("upload.json", _READ, dir_fd=directory)) as fd,
+        ):
+            description = json.loads(os.read(fd, 1 << 20))
     except (OSError, ValueError) as exc:
         raise errors.NoSuchUpload(
             "The specified upload does not exist.", resource=upload_id
@@ -119,41 +191,47 @@ def check_part_number(text: str) -> int:
 
 def part_file(mount: Mount, settings: S3Settings, upload: UploadInfo) -> Upload:
     """A temporary part file inside the upload's staging directory."""
-    directory = _upload_dir(mount, settings, upload.upload_id)
-    return open_upload(directory / "pending", fsync=settings.fsync, resource=upload.key)
+    with closing(open_upload_dir(mount, settings, upload.upload_id)) as directory:
+        try:
+            return Upload(directory, "pending", fsync=settings.fsync)
+        except OSError as exc:
+            raise errors.from_oserror(exc, upload.key) from exc
 
 
 def commit_part(part: Upload, number: int, md5_hex: str, resource: str) -> PartInfo:
     """Rename a complete part into place, replacing any earlier upload of the same number."""
-    directory = os.path.dirname(part.target)
     final = f"{number:05d}-{md5_hex}"
-    part.target = os.path.join(directory, final)
-    st = commit_upload(part, None, resource)
-    part.release_old()
-    for name in os.listdir(directory):
-        match = _PART_FILE.fullmatch(name)
-        if match and int(match[1]) == number and name != final:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(directory, name))
+    part.name = final
+    with closing(os.dup(part.dir_fd)) as directory:
+        st = commit_upload(part, None, resource)
+        part.release_old()
+        for name in os.listdir(directory):
+            match = _PART_FILE.fullmatch(name)
+            if match and int(match[1]) == number and name != final:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=directory)
     return PartInfo(number, st.st_size, st.st_mtime, f'"{md5_hex}"')
 
 
-def list_parts(mount: Mount, settings: S3Settings, upload: UploadInfo) -> list[PartInfo]:
-    directory = _upload_dir(mount, settings, upload.upload_id)
+def _parts_in(directory: int) -> list[PartInfo]:
     parts: list[PartInfo] = []
-    try:
-        names = os.listdir(directory)
-    except OSError as exc:
-        raise errors.NoSuchUpload("The specified upload does not exist.") from exc
-    for name in names:
+    for name in os.listdir(directory):
         match = _PART_FILE.fullmatch(name)
         if match is None:
             continue
         with contextlib.suppress(OSError):
-            st = os.stat(directory / name)
+            st = os.stat(name, dir_fd=directory, follow_symlinks=False)
             parts.append(PartInfo(int(match[1]), st.st_size, st.st_mtime, f'"{match[2]}"'))
     parts.sort(key=lambda part: part.number)
     return parts
+
+
+def list_parts(mount: Mount, settings: S3Settings, upload: UploadInfo) -> list[PartInfo]:
+    with closing(open_upload_dir(mount, settings, upload.upload_id)) as directory:
+        try:
+            return _parts_in(directory)
+        except OSError as exc:
+            raise errors.NoSuchUpload("The specified upload does not exist.") from exc
 
 
 def _check_parts(
@@ -188,49 +266,54 @@ def complete(
     settings: S3Settings,
     upload: UploadInfo,
     requested: Sequence[tuple[int, str]],
+    *,
+    exclusive: bool = False,
 ) -> tuple[str, os.stat_result]:
-    """Assemble the object; answers its ETag and the stat of the new file."""
+    """Assemble the object; answers its ETag and the stat of the new file. ``exclusive``
+    (create-only requests): an existing key is refused and never replaced."""
     obj = resolve(mount, upload.key)
-    chosen = _check_parts(requested, list_parts(mount, settings, upload), settings)
-    directory = _upload_dir(mount, settings, upload.upload_id)
-    make_parents(obj, obj.path.parent)
-    target = open_upload(obj.path, fsync=settings.fsync, resource=upload.key)
-    try:
-        for part in chosen:
-            name = f"{part.number:05d}-{part.etag.strip(chr(34))}"
-            src = os.open(directory / name, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                copy_range(src, target, 0, part.size, None)
-            finally:
-                os.close(src)
-        etag = multipart_etag(chosen)
-        xattrs = xattrs_for(
-            etag=etag,
-            st=target.stat(),
-            content_type=upload.content_type,
-            checksums={},
-            metadata=upload.metadata,
-        )
-        st = commit_upload(target, xattrs, upload.key)
-    except OSError as exc:
-        target.discard()
-        raise errors.from_oserror(exc, upload.key) from exc
-    except BaseException:
-        target.discard()
-        raise
+    with closing(open_upload_dir(mount, settings, upload.upload_id)) as directory:
+        chosen = _check_parts(requested, _parts_in(directory), settings)
+        target = open_upload(obj, fsync=settings.fsync, exclusive=exclusive)
+        try:
+            for part in chosen:
+                name = f"{part.number:05d}-{part.etag.strip(chr(34))}"
+                with closing(os.open(name, _READ, dir_fd=directory)) as src:
+                    copy_range(src, target, 0, part.size, None)
+            etag = multipart_etag(chosen)
+            xattrs = xattrs_for(
+                etag=etag,
+                st=target.stat(),
+                content_type=upload.content_type,
+                checksums={},
+                metadata=upload.metadata,
+            )
+            st = commit_upload(target, xattrs, upload.key)
+        except OSError as exc:
+            target.discard()
+            raise errors.from_oserror(exc, upload.key) from exc
+        except BaseException:
+            target.discard()
+            raise
     target.release_old()
-    shutil.rmtree(directory, ignore_errors=True)
+    _remove_upload(mount, settings, upload.upload_id)
     return etag, st
 
 
+def _remove_upload(mount: Mount, settings: S3Settings, upload_id: str) -> None:
+    """Remove an upload's staging directory (descriptor-based, never following a link)."""
+    with contextlib.suppress(OSError), closing(open_staging(mount, settings, create=False)) as fd:
+        shutil.rmtree(_check_id(upload_id), dir_fd=fd)
+
+
 def abort(mount: Mount, settings: S3Settings, upload: UploadInfo) -> None:
-    shutil.rmtree(_upload_dir(mount, settings, upload.upload_id), ignore_errors=True)
+    _remove_upload(mount, settings, upload.upload_id)
 
 
 def list_uploads(mount: Mount, settings: S3Settings, prefix: str) -> list[UploadInfo]:
-    root = staging_root(mount, settings)
     try:
-        names = os.listdir(root)
+        with closing(open_staging(mount, settings, create=False)) as staging:
+            names = os.listdir(staging)
     except FileNotFoundError:
         return []
     except OSError as exc:

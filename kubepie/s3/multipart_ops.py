@@ -1,5 +1,6 @@
 """Multipart operations: Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts and
-ListMultipartUploads (storage in :mod:`kubepie.s3.multipart`)."""
+ListMultipartUploads (storage in :mod:`kubepie.s3.multipart`). A create-only request (see
+:func:`kubepie.s3.object_ops.create_only`) completes only onto a key that does not exist."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from kubepie.s3.body import plan_body, read_small_body, stream_body
 from kubepie.s3.conditions import check_preconditions
 from kubepie.s3.context import Context, Response, in_thread, user_metadata
 from kubepie.s3.models import UploadInfo
-from kubepie.s3.object_ops import copy_source
+from kubepie.s3.object_ops import copy_source, create_only
 from kubepie.s3.xml import (
     complete_upload,
     copy_result,
@@ -104,7 +105,9 @@ async def complete_multipart(ctx: Context) -> Response:
     upload = await in_thread(multipart.load, mount, ctx.settings, ctx.query["uploadId"], ctx.key)
     plan = plan_body(ctx.request.headers, ctx.verified)
     requested = parse_complete(await read_small_body(ctx.receive, plan, ctx.settings.max_xml_body))
-    etag, _ = await in_thread(multipart.complete, mount, ctx.settings, upload, requested)
+    etag, _ = await in_thread(
+        multipart.complete, mount, ctx.settings, upload, requested, exclusive=create_only(ctx)
+    )
     body = complete_upload(f"/{ctx.bucket}/{ctx.key}", ctx.bucket, ctx.key, etag)
     return Response.xml(body)
 

@@ -1,4 +1,10 @@
-"""Object operations: Get, Head, Put, Copy, Delete (and the per-key part of DeleteObjects)."""
+"""Object operations: Get, Head, Put, Copy, Delete (and the per-key part of DeleteObjects).
+
+A request carrying the router's create-only header (:func:`create_only`) never replaces or
+deletes an existing key: PutObject and CopyObject over one, a metadata self-copy and
+DeleteObject of one answer ``AccessDenied``; new objects are renamed into place with
+``RENAME_NOREPLACE``, so of two racing creates exactly one wins.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from collections.abc import Sequence
 
 from starlette.types import Send
 
+from kubepie.fileserver.auth import CREATE_ONLY_HEADER
+from kubepie.fileserver.errors import FileServerError
 from kubepie.fileserver.mounts import Mount
 from kubepie.fileserver.uploads import Buffer, Upload
 from kubepie.s3 import errors, objects
@@ -29,6 +37,11 @@ _RESPONSE_OVERRIDES = (
     "content-disposition",
     "content-encoding",
 )
+
+
+def create_only(ctx: Context) -> bool:
+    """Whether this request may only create keys (never replace or delete one)."""
+    return (ctx.header(CREATE_ONLY_HEADER) or "").strip() == "1"
 
 
 def _object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
@@ -123,9 +136,8 @@ async def put_object(ctx: Context) -> Response:
         return await _put_marker(ctx, obj, plan)
     content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
     metadata = user_metadata(ctx.headers)
-    await in_thread(objects.make_parents, obj, obj.path.parent)
     upload = await in_thread(
-        objects.open_upload, obj.path, fsync=ctx.settings.fsync, resource=ctx.key
+        objects.open_upload, obj, fsync=ctx.settings.fsync, exclusive=create_only(ctx)
     )
     try:
         await stream_body(ctx.receive, plan, upload.write_all, ctx.settings.chunk_size)
@@ -159,7 +171,7 @@ async def _put_marker(ctx: Context, obj: objects.ObjectPath, plan: BodyPlan) -> 
             raise errors.InvalidArgument("a key ending in '/' is a folder and holds no data")
 
     await stream_body(ctx.receive, plan, refuse, ctx.settings.chunk_size)
-    await in_thread(objects.make_parents, obj, obj.path)
+    await in_thread(objects.make_parents, obj, obj.segments)
     return Response(200, [("etag", objects.EMPTY_ETAG)])
 
 
@@ -195,12 +207,14 @@ async def copy_object(ctx: Context) -> Response:
         if replace:
             content_type = ctx.header("content-type") or objects.DEFAULT_CONTENT_TYPE
             metadata = user_metadata(ctx.headers)
-        if src_mount.name == mount.name and src.path == dst.path:
+        if src_mount.name == mount.name and src.segments == dst.segments:
             if not replace:
                 raise errors.InvalidRequest(
                     "This copy request is illegal because it is trying to copy an object to "
                     "itself without changing the object's metadata."
                 )
+            if create_only(ctx):
+                raise errors.AccessDenied("create only: the key exists", resource=ctx.key)
             st = os.fstat(src_fd)
             values = objects.xattrs_for(
                 etag=info.etag,
@@ -209,11 +223,10 @@ async def copy_object(ctx: Context) -> Response:
                 checksums=info.checksums,
                 metadata=metadata,
             )
-            await in_thread(objects.set_xattrs, dst.path, values, replace_meta=True)
+            await in_thread(objects.set_xattrs, src_fd, values, replace_meta=True)
             return Response.xml(copy_result("CopyObjectResult", info.etag, st.st_mtime))
-        await in_thread(objects.make_parents, dst, dst.path.parent)
         upload = await in_thread(
-            objects.open_upload, dst.path, fsync=ctx.settings.fsync, resource=ctx.key
+            objects.open_upload, dst, fsync=ctx.settings.fsync, exclusive=create_only(ctx)
         )
         try:
             etag = await in_thread(_copy_into, src_fd, info, upload, 0, info.size)
@@ -235,23 +248,38 @@ async def copy_object(ctx: Context) -> Response:
     return response
 
 
-def delete_key(mount: Mount, key: str) -> None:
-    """Remove one object (blocking); a missing key is not an error, as in S3."""
+def delete_key(mount: Mount, key: str, *, keep_existing: bool = False) -> None:
+    """Remove one object (blocking); a missing key is not an error, as in S3. With
+    ``keep_existing`` (create-only requests) an existing key is ``AccessDenied`` instead."""
     obj = objects.resolve(mount, key)
     try:
+        directory = mount.open_dir(obj.parent)
+    except FileServerError as exc:
+        raise errors.from_fileserver(exc, key) from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return
+        raise errors.from_oserror(exc, key) from exc
+    try:
+        if keep_existing:
+            with contextlib.suppress(FileNotFoundError):
+                os.stat(obj.name, dir_fd=directory, follow_symlinks=False)
+                raise errors.AccessDenied("create only: the key exists", resource=key)
+            return
         if obj.is_marker:
-            obj.path.rmdir()
+            os.rmdir(obj.name, dir_fd=directory)
         else:
-            obj.path.unlink()
+            os.unlink(obj.name, dir_fd=directory)
     except OSError as exc:
         if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENOTEMPTY):
             raise errors.from_oserror(exc, key) from exc
         return
-    with contextlib.suppress(OSError):
-        objects.remove_empty_parents(mount, obj.path.parent)
+    finally:
+        os.close(directory)
+    objects.remove_empty_parents(mount, obj.parent)
 
 
 async def delete_object(ctx: Context) -> Response:
     mount = ctx.writable_mount()
-    await in_thread(delete_key, mount, ctx.key)
+    await in_thread(delete_key, mount, ctx.key, keep_existing=create_only(ctx))
     return Response(204)

@@ -2,10 +2,14 @@
 
 Keys map to paths inside the bucket's mount: ``a/b/c`` → ``<root>/a/b/c``; directories are
 implied prefixes, and a key ending in ``/`` (a folder marker, as rclone and web consoles make)
-is a directory. Every key goes through :meth:`Mount.resolve`, so ``..`` segments, NUL bytes and
-symlinks leading out of the mount root are refused (``AccessDenied``) whatever the kernel would
-allow. Names starting with ``.kubepie-s3`` (the multipart staging directory) and the names of
-uploads in flight (:func:`~kubepie.fileserver.uploads.is_upload_name`) are reserved: such keys
+is a directory. A key is checked segment by segment (no ``..``, NUL bytes or empty segments)
+and then opened *beneath* its mount root in one step (:meth:`Mount.open` /
+:meth:`Mount.open_parent`), so symlinks leading out of the mount root are refused
+(``AccessDenied``) whatever the kernel would allow, even when swapped in during the request;
+all later work uses the descriptors. Only regular files are objects: a FIFO, socket or device
+is opened with ``O_NONBLOCK`` (it cannot hold a worker thread) and answered ``NoSuchKey``.
+Names starting with ``.kubepie-s3`` (the multipart staging directory) and the names of uploads
+in flight (:func:`~kubepie.fileserver.uploads.is_upload_name`) are reserved: such keys
 are refused and listings never show them.
 
 ETag strategy: an MD5 of a large file is too expensive to compute on every HEAD or listing, so
@@ -18,9 +22,10 @@ wrong MD5. User metadata ``x-amz-meta-NAME`` lives in ``user.s3.meta.NAME`` xatt
 filesystem without user xattrs everything still works, with derived ETags and no metadata.
 
 Writes go through the file server's :class:`~kubepie.fileserver.uploads.Upload`, as WebDAV's
-do: a temporary file (``O_EXCL``, mode ``0666 & ~umask``) in the target directory, renamed into
-place only when the whole body arrived and every digest matched, so a reader sees the old
-object or the new one, never a part, and a dropped upload leaves no trace.
+do: a temporary file (``O_EXCL``, mode ``0600`` until it is complete) in the target directory,
+renamed into place only when the whole body arrived and every digest matched, so a reader sees
+the old object or the new one, never a part, and a dropped upload leaves no trace. Create-only
+requests (the router's header) refuse an existing key and rename with ``RENAME_NOREPLACE``.
 """
 
 from __future__ import annotations
@@ -31,10 +36,10 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from kubepie.fileserver.beneath import fd_path
 from kubepie.fileserver.errors import FileServerError
 from kubepie.fileserver.mounts import Mount, check_segment
 from kubepie.fileserver.uploads import Upload, is_upload_name
@@ -49,16 +54,34 @@ DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 DIRECTORY_CONTENT_TYPE = "application/x-directory"
 EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 MAX_KEY_BYTES = 1024
+_READ = os.O_RDONLY | os.O_NONBLOCK
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectPath:
-    """A key resolved inside its mount; ``is_marker`` for keys ending in ``/``."""
+    """A checked key of a mount: its path ``segments``; ``is_marker`` for keys ending in ``/``.
+    Nothing is resolved on disk until an operation opens it."""
 
     mount: Mount
     key: str
-    path: Path
+    segments: tuple[str, ...]
     is_marker: bool
+
+    @property
+    def parent(self) -> tuple[str, ...]:
+        return self.segments[:-1]
+
+    @property
+    def name(self) -> str:
+        return self.segments[-1]
+
+
+@contextlib.contextmanager
+def closing(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def key_segments(key: str) -> tuple[list[str], bool]:
@@ -83,11 +106,17 @@ def key_segments(key: str) -> tuple[list[str], bool]:
 
 def resolve(mount: Mount, key: str) -> ObjectPath:
     parts, marker = key_segments(key)
+    return ObjectPath(mount, key, tuple(parts), marker)
+
+
+def open_in(mount: Mount, segments: Sequence[str], flags: int, key: str) -> int:
+    """:meth:`Mount.open` with our errors (``AccessDenied`` for paths leaving the mount)."""
     try:
-        path = mount.resolve(parts)
+        return mount.open(segments, flags)
     except FileServerError as exc:
         raise errors.from_fileserver(exc, key) from exc
-    return ObjectPath(mount, key, path, marker)
+    except OSError as exc:
+        raise errors.from_oserror(exc, key) from exc
 
 
 def derived_etag(st: os.stat_result) -> str:
@@ -95,14 +124,14 @@ def derived_etag(st: os.stat_result) -> str:
     return f'"{hashlib.md5(token, usedforsecurity=False).hexdigest()}-1"'
 
 
-def _read_xattr(target: int | str | Path, name: str) -> bytes | None:
+def _read_xattr(target: int | str, name: str) -> bytes | None:
     try:
         return os.getxattr(target, name)
     except OSError:
         return None
 
 
-def read_record(target: int | str | Path, st: os.stat_result) -> dict[str, object]:
+def read_record(target: int | str, st: os.stat_result) -> dict[str, object]:
     """The ``user.kubepie.s3`` record if it still describes this file's content, else ``{}``."""
     raw = _read_xattr(target, RECORD_XATTR)
     if raw is None:
@@ -118,7 +147,7 @@ def read_record(target: int | str | Path, st: os.stat_result) -> dict[str, objec
     return record
 
 
-def read_metadata(target: int | str | Path) -> dict[str, str]:
+def read_metadata(target: int | str) -> dict[str, str]:
     try:
         names = os.listxattr(target)
     except OSError:
@@ -133,8 +162,10 @@ def read_metadata(target: int | str | Path) -> dict[str, str]:
 
 
 def info_from_stat(
-    key: str, target: int | str | Path, st: os.stat_result, *, metadata: bool = False
+    key: str, target: int | str, st: os.stat_result, *, metadata: bool = False
 ) -> ObjectInfo:
+    """The description of a file or directory; ``target`` (a descriptor, or a ``/proc`` path of
+    one) is where its xattrs are read."""
     if stat.S_ISDIR(st.st_mode):
         return ObjectInfo(key, 0, st.st_mtime, EMPTY_ETAG, DIRECTORY_CONTENT_TYPE)
     record = read_record(target, st)
@@ -154,27 +185,24 @@ def info_from_stat(
 
 def stat_object(obj: ObjectPath) -> tuple[os.stat_result, ObjectInfo]:
     """Stat and describe an existing object; ``NoSuchKey`` for what is not one."""
-    try:
-        st = os.stat(obj.path)
-    except OSError as exc:
-        raise errors.from_oserror(exc, obj.key) from exc
-    if stat.S_ISDIR(st.st_mode) != obj.is_marker or not (
-        stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
-    ):
-        raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key)
-    return st, info_from_stat(obj.key, obj.path, st, metadata=True)
+    with closing(open_in(obj.mount, obj.segments, os.O_PATH, obj.key)) as fd:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode) != obj.is_marker or not (
+            stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)
+        ):
+            raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key)
+        return st, info_from_stat(obj.key, fd_path(fd), st, metadata=True)
 
 
 def open_object(obj: ObjectPath) -> tuple[int, ObjectInfo]:
-    """An open read-only descriptor of a regular file and its description."""
+    """An open read-only descriptor of a regular file and its description.
+
+    ``O_NONBLOCK``: opening a FIFO must not wait for a writer (it is then refused as not a
+    regular file, checked on the open descriptor).
+    """
     if obj.is_marker:
         raise errors.NoSuchKey("a folder marker has no content", resource=obj.key)
-    try:
-        fd = os.open(obj.path, os.O_RDONLY | os.O_CLOEXEC)
-    except IsADirectoryError as exc:
-        raise errors.NoSuchKey("The specified key does not exist.", resource=obj.key) from exc
-    except OSError as exc:
-        raise errors.from_oserror(exc, obj.key) from exc
+    fd = open_in(obj.mount, obj.segments, _READ, obj.key)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -205,16 +233,34 @@ def read_small(obj: ObjectPath, limit: int) -> tuple[int, ObjectInfo, bytes | No
     return -1, info, data
 
 
-def make_parents(obj: ObjectPath, directory: Path) -> None:
-    """Create the directories a key implies; a file in the way is ``InvalidArgument``."""
+def open_directory(obj: ObjectPath, segments: Sequence[str]) -> int:
+    """A descriptor of the directory ``segments``, created (with the directories above it)
+    as the key implies; a file in the way is ``InvalidArgument``."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
+        try:
+            return obj.mount.open_dir(segments)
+        except FileNotFoundError:
+            pass
+        for depth in range(len(segments)):
+            with (
+                closing(obj.mount.open_dir(segments[:depth])) as parent,
+                contextlib.suppress(FileExistsError),
+            ):
+                os.mkdir(segments[depth], 0o777, dir_fd=parent)
+        return obj.mount.open_dir(segments)
+    except NotADirectoryError as exc:
         raise errors.InvalidArgument(
             "a prefix of this key is an object, so the key cannot be a path", resource=obj.key
         ) from exc
+    except FileServerError as exc:
+        raise errors.from_fileserver(exc, obj.key) from exc
     except OSError as exc:
         raise errors.from_oserror(exc, obj.key) from exc
+
+
+def make_parents(obj: ObjectPath, segments: Sequence[str]) -> None:
+    """Create the directories a key implies (:func:`open_directory`, descriptor closed)."""
+    os.close(open_directory(obj, segments))
 
 
 def xattrs_for(
@@ -238,7 +284,7 @@ def xattrs_for(
     return values
 
 
-def set_xattrs(target: int | Path, values: Mapping[str, bytes], *, replace_meta: bool) -> None:
+def set_xattrs(target: int, values: Mapping[str, bytes], *, replace_meta: bool) -> None:
     """Store ``values``; with ``replace_meta`` drop user metadata not among them first."""
     if replace_meta:
         with contextlib.suppress(OSError):
@@ -256,13 +302,20 @@ def set_xattrs(target: int | Path, values: Mapping[str, bytes], *, replace_meta:
             raise errors.from_oserror(exc) from exc
 
 
-def open_upload(final: Path, *, fsync: bool, resource: str) -> Upload:
-    """The temporary file of an upload of ``final`` (see :mod:`kubepie.fileserver.uploads`:
-    an existing file the user may not write is refused, as ``open(O_TRUNC)`` would)."""
+def open_upload(
+    obj: ObjectPath, *, fsync: bool, exclusive: bool = False, segments: Sequence[str] | None = None
+) -> Upload:
+    """The temporary file of an upload of ``obj`` (into the directory ``segments``, its
+    parent by default, created as needed; see :mod:`kubepie.fileserver.uploads`: an existing
+    file the user may not write is refused, as ``open(O_TRUNC)`` would, and an ``exclusive``
+    upload refuses an existing key)."""
+    directory = open_directory(obj, obj.parent if segments is None else segments)
     try:
-        return Upload(final, fsync=fsync)
+        return Upload(directory, obj.name, fsync=fsync, exclusive=exclusive)
     except OSError as exc:
-        raise errors.from_oserror(exc, resource) from exc
+        raise errors.from_oserror(exc, obj.key) from exc
+    finally:
+        os.close(directory)
 
 
 def commit_upload(
@@ -324,13 +377,11 @@ def _kernel_copy(src_fd: int, dst: Upload, offset: int, length: int) -> None:
         dst.written += n
 
 
-def remove_empty_parents(mount: Mount, directory: Path) -> None:
-    """Remove now-empty directories from ``directory`` up to (not including) the mount root."""
-    root = mount.root
-    current = directory
-    while current != root and root in current.parents:
+def remove_empty_parents(mount: Mount, segments: Sequence[str]) -> None:
+    """Remove now-empty directories from ``segments`` up to (not including) the mount root."""
+    for depth in range(len(segments), 0, -1):
         try:
-            current.rmdir()
-        except OSError:
+            with closing(mount.open_dir(segments[: depth - 1])) as parent:
+                os.rmdir(segments[depth - 1], dir_fd=parent)
+        except (OSError, FileServerError):
             return
-        current = current.parent

@@ -97,11 +97,19 @@ async def test_a_failed_write_surfaces_and_no_work_outlives_the_block() -> None:
     assert calls < 20  # the producer stopped at the error instead of writing on
 
 
+def _upload(target: Path, *, fsync: bool = False) -> Upload:
+    directory = os.open(target.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        return Upload(directory, target.name, fsync=fsync)
+    finally:
+        os.close(directory)
+
+
 def test_commit_replaces_and_keeps_mode_discard_leaves_nothing(tmp_path: Path) -> None:
     target = tmp_path / "file.txt"
     target.write_bytes(b"old")
     target.chmod(0o640)
-    upload = Upload(target)
+    upload = _upload(target)
     upload.write_all([b"ne", memoryview(b"w!")])
     seen_fd: list[int] = []
     st = upload.commit(seen_fd.append)
@@ -110,11 +118,11 @@ def test_commit_replaces_and_keeps_mode_discard_leaves_nothing(tmp_path: Path) -
     assert target.read_bytes() == b"new!"
     assert target.stat().st_mode & 0o777 == 0o640
     assert upload.retired is not None
-    assert is_upload_name(os.path.basename(upload.retired))
+    assert is_upload_name(upload.retired)
     upload.release_old()
     assert os.listdir(tmp_path) == ["file.txt"]
 
-    cut = Upload(target)
+    cut = _upload(target)
     cut.write(b"partial")
     cut.discard()
     assert os.listdir(tmp_path) == ["file.txt"]
@@ -122,7 +130,7 @@ def test_commit_replaces_and_keeps_mode_discard_leaves_nothing(tmp_path: Path) -
 
 
 def test_commit_after_the_writer_closed_the_file(tmp_path: Path) -> None:
-    upload = Upload(tmp_path / "closed.bin", fsync=True)
+    upload = _upload(tmp_path / "closed.bin", fsync=True)
     upload.write(b"data")
     upload.close()  # what wsgidav does before end_write
     assert upload.commit().st_size == 4
@@ -132,7 +140,7 @@ def test_commit_after_the_writer_closed_the_file(tmp_path: Path) -> None:
 def test_a_failing_hook_leaves_the_old_version(tmp_path: Path) -> None:
     target = tmp_path / "keep.txt"
     target.write_bytes(b"old")
-    upload = Upload(target)
+    upload = _upload(target)
     upload.write(b"new")
 
     def refuse(fd: int) -> None:
