@@ -11,6 +11,7 @@ The tree, and the HTTP status the router answers for each branch::
     ├── LoginFailed                    400: the browser login flow went wrong (state, nonce,
     │                                  issuer error); the user starts again
     ├── AccountingFileError            at start: the accounting file cannot be opened private
+    ├── PrivilegeDropFailed            at start: the router cannot become ``router_user``
     ├── SessionStoreError              503: the browser session store cannot be read or written
     └── UpstreamError                  the user's file server could not serve the request
         ├── UpstreamUnavailable        503: no connection (not running, crashed): the
@@ -60,6 +61,10 @@ class SessionStoreError(RouterError):
     """The store of live browser sessions cannot be used: fail closed (no session opens)."""
 
     status = 503
+
+
+class PrivilegeDropFailed(RouterError):
+    """At start: the router, started as root, cannot run as its own account."""
 
 
 class UpstreamError(RouterError):

@@ -310,6 +310,11 @@ class KubePieSettings(Frozen):
     """Storage areas, in the order clients list them."""
     backend: BackendSettings = BackendSettings()
     """Per-user servers."""
+    router_user: str | None = "kubepie"
+    """Account (name or number) the router runs as when started as root: only the backend's
+    fork helper keeps root, the network-facing router gives it up before its first request.
+    A dedicated system account (``useradd --system kubepie``), because ``state_dir`` becomes
+    its. ``null`` keeps the router root: not recommended, and warned about."""
     state_dir: Path = Path("/var/lib/kubepie")
     """Directory for the router's state (the credential database): the FHS place for
     persistent application state. Created ``0700`` if missing."""
