@@ -2,9 +2,9 @@
 
 Order matters (:func:`run`): the listening sockets are created first, with the starting
 process's ids (a unix socket gets mode 0600, so only its owner, the router, can connect); then
-privileges are dropped when the process is root; only then are the mounts opened and the
-applications built. Both listeners are uvicorn servers in the same event loop; SIGTERM and
-SIGINT stop both.
+privileges are dropped when the process is root; only then are the mounts opened (each root
+once, as a descriptor every path is resolved beneath) and the applications built. Both
+listeners are uvicorn servers in the same event loop; SIGTERM and SIGINT stop both.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import uvloop
 from kubepie.fileserver.asgi import ASGIApp
 from kubepie.fileserver.auth import AuthGate
 from kubepie.fileserver.dav_app import create_dav_app
-from kubepie.fileserver.limits import apply_memory_limit
+from kubepie.fileserver.limits import apply_memory_limit, exit_on_memory_error
 from kubepie.fileserver.mounts import Mounts
 from kubepie.fileserver.privileges import (
     PrivilegeError,
@@ -50,6 +50,7 @@ from kubepie.fileserver.settings import (
     UnixAddress,
     open_mounts,
 )
+from kubepie.fileserver.sweep import start_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ async def serve(listeners: Sequence[Listener]) -> None:
         for item in listeners
     ]
     loop = asyncio.get_running_loop()
+    exit_on_memory_error(loop)
 
     def stop() -> None:
         for server in servers:
@@ -185,8 +187,13 @@ def tune_allocator() -> None:
 def build_apps(
     settings: FileServerSettings, s3_factory: S3Factory | None
 ) -> tuple[ASGIApp, ASGIApp | None]:
-    """The WebDAV app (behind its auth gate) and the S3 app; call after dropping privileges."""
+    """The WebDAV app (behind its auth gate) and the S3 app; call after dropping privileges.
+
+    Also starts the one-off removal of temporary files that crashed uploads left behind
+    (:mod:`kubepie.fileserver.sweep`), as the user, in the background.
+    """
     mounts = open_mounts(settings.mounts)
+    start_sweep(mounts.values())
     dav = AuthGate(
         create_dav_app(
             mounts,
