@@ -146,8 +146,10 @@ def start_backend(
     name: str,
     secret: str = SERVER_SECRET,
     extra: tuple[str, ...] = (),
+    document: Mapping[str, object] | None = None,
 ) -> Server:
-    """``kubepie fileserver`` in backend mode, started as root, on a unix socket in ``area``."""
+    """``kubepie fileserver`` in backend mode, started as root, on a unix socket in ``area``;
+    ``document`` adds keys to the parent's JSON (``memory_limit_mb`` ...)."""
     config = area / f"{name}.json"
     config.write_text(
         json.dumps(
@@ -161,6 +163,7 @@ def start_backend(
                 "mounts": mounts,
                 "secret": secret,
                 "state_dir": str(user_dir(area / f"state-{name}", user, 0o700)),
+                **(document or {}),
             }
         )
     )
