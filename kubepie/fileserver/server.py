@@ -32,6 +32,7 @@ import uvloop
 from kubepie.fileserver.asgi import ASGIApp
 from kubepie.fileserver.auth import AuthGate
 from kubepie.fileserver.dav_app import create_dav_app
+from kubepie.fileserver.http_limits import BoundedHttpToolsProtocol
 from kubepie.fileserver.limits import apply_memory_limit, exit_on_memory_error
 from kubepie.fileserver.mounts import Mounts
 from kubepie.fileserver.privileges import (
@@ -113,7 +114,7 @@ async def serve(listeners: Sequence[Listener]) -> None:
                 lifespan="off",
                 log_level="warning",
                 access_log=False,
-                http="httptools",
+                http=BoundedHttpToolsProtocol,  # httptools, with a bounded request head
                 ws="none",
                 server_header=False,
                 date_header=item.date_header,

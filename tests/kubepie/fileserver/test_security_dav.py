@@ -6,6 +6,7 @@ bytes was a 500), one ``Date`` and no ``Server`` header."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,6 +194,48 @@ def test_one_date_header_and_no_server_header(client: httpx.Client) -> None:
     ):
         assert len(response.headers.get_list("date")) == 1, response.headers
         assert "server" not in response.headers, response.headers
+
+
+def _raw_exchange(port: int, head: bytes) -> bytes:
+    """Send ``head`` (possibly cut short by the server closing) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        try:
+            for start in range(0, len(head), 65536):
+                sock.sendall(head[start : start + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+        return answer
+
+
+@pytest.mark.parametrize("which", ["webdav", "s3"])
+def test_an_endless_request_head_is_cut_off_with_431(
+    served: tuple[Server, int], which: str
+) -> None:
+    port = served[0].port if which == "webdav" else served[1]
+    head = b"GET /dav/home/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (4 << 20) + b"\r\n\r\n"
+    answer = _raw_exchange(port, head)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"connection: close" in answer.lower()
+
+
+def test_a_large_but_sane_request_head_is_served(served: tuple[Server, int]) -> None:
+    server = served[0]
+    auth = server.headers["Authorization"].encode()
+    head = (
+        b"GET /dav/home/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: "
+        + auth
+        + b"\r\nX-Padding: "
+        + b"p" * (40 << 10)
+        + b"\r\n\r\n"
+    )
+    answer = _raw_exchange(server.port, head)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
 
 
 def test_s3_key_over_255_bytes_is_key_too_long(s3: S3Client) -> None:
