@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import html
 import os
+import stat
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -43,12 +44,6 @@ def listed(name: str) -> bool:
     return not (name.startswith(INTERNAL_PREFIX) or is_upload_name(name))
 
 
-def inside(real_root: str, path: str) -> bool:
-    """Whether ``path`` (symlinks resolved) lies in the directory whose real path is given."""
-    real = os.path.realpath(path)
-    return real == real_root or real.startswith(real_root + os.sep)
-
-
 def render(url_path: str, entries: list[Entry]) -> str:
     """The listing page of ``url_path`` (decoded, ending in ``/``)."""
     title = html.escape(url_path)
@@ -71,22 +66,27 @@ def render(url_path: str, entries: list[Entry]) -> str:
     )
 
 
-def scan(mount: Mount, directory: str) -> list[Entry]:
-    """The listed entries of a confined directory (``OSError`` when it cannot be read)."""
+def scan(mount: Mount, segments: list[str], directory: int) -> list[Entry]:
+    """The listed entries of the directory ``segments``, open as ``directory`` (resolved
+    beneath the mount root); ``OSError`` when it cannot be read."""
     entries: list[Entry] = []
-    real_root = os.path.realpath(mount.root)
     with os.scandir(directory) as found:
         for item in found:
             if not listed(item.name):
                 continue
             try:
-                if item.is_symlink() and not inside(real_root, item.path):
-                    continue
-                st = item.stat()
-                is_dir = item.is_dir()
-                if not (is_dir or item.is_file()):
-                    continue
-            except OSError:
+                if item.is_symlink():
+                    # Followed only while it stays inside the mount (resolved beneath it).
+                    st = mount.stat([*segments, item.name])
+                    is_dir = stat.S_ISDIR(st.st_mode)
+                    if not (is_dir or stat.S_ISREG(st.st_mode)):
+                        continue
+                else:
+                    st = item.stat(follow_symlinks=False)
+                    is_dir = item.is_dir(follow_symlinks=False)
+                    if not (is_dir or item.is_file(follow_symlinks=False)):
+                        continue
+            except (OSError, FileServerError):
                 continue
             entries.append(Entry(item.name, is_dir, st.st_size, st.st_mtime))
     return entries
@@ -118,19 +118,21 @@ class Listing:
         """
         try:
             segments = split_url_path(dav_path)
-            directory = None
-            if segments:
+            if not segments:
+                entries = [Entry(name, True, 0, 0.0) for name in self.mounts]
+            else:
                 mount = self.mounts[segments[0]]
-                directory = mount.resolve(segments[1:])
-                if not os.path.isdir(directory):
-                    return None
+                try:
+                    directory = mount.open(segments[1:], os.O_RDONLY | os.O_DIRECTORY)
+                except (NotADirectoryError, FileNotFoundError):
+                    return None  # not a collection: wsgidav answers
+                try:
+                    entries = scan(mount, segments[1:], directory)
+                finally:
+                    os.close(directory)
             if not dav_path.endswith("/"):
                 location = quote(self.prefix + dav_path + "/").encode()
                 return _plain(301, "moved\n", [(b"location", location)])
-            if directory is None:
-                entries = [Entry(name, True, 0, 0.0) for name in self.mounts]
-            else:
-                entries = scan(mount, str(directory))
         except NoSuchMount:
             return None
         except OSError as exc:

@@ -141,3 +141,22 @@ def test_writes_through_a_swapped_directory_stay_inside(
         _race(area / "home", str(outside), s3, "PUT", "/home/dir/s.txt", content=b"x")
         _race(area / "home", str(outside), dav, "MKCOL", "/dav/home/dir/c")
     assert sorted(os.listdir(outside)) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers"),
+    [
+        ("GET", "/dav/home/dir/", {}),  # the HTML listing for browsers
+        ("PROPFIND", "/dav/home/dir/", {"Depth": "1"}),
+    ],
+)
+def test_a_swapped_directory_never_lists_etc(
+    servers: tuple[Server, httpx.Client], area: Path, method: str, url: str, headers: dict[str, str]
+) -> None:
+    server, _ = servers
+    foreign = {name for name in os.listdir("/etc") if name != "passwd"}
+    with server.client() as dav:
+        answers = _race(area / "home", "/etc", dav, method, url, headers=headers)
+    listed = [r for r in answers if any(f"{name}<" in r.text for name in foreign)]
+    assert not listed, f"{len(listed)} of {len(answers)} answers listed /etc"
+    assert any("passwd" in r.text for r in answers)
