@@ -17,6 +17,9 @@ from tests.kubepie.router.test_s3 import s3_client
 
 BOB_SECRET = b"bob's private notes\n"
 
+#: PROPFIND needs a finite Depth: without one (infinity) the file server answers 403.
+DEPTH_1 = {"Depth": "1"}
+
 
 @pytest.fixture(scope="module")
 async def creds(router: Router) -> dict[str, Any]:
@@ -78,7 +81,9 @@ async def test_webdav_path_tricks(router: Router, creds: dict[str, Any]) -> None
         assert shared.status_code in (403, 404)
         assert BOB_SECRET not in shared.content
         # Bob's personal group area is not among alice's mounts at all.
-        assert (await http.request("PROPFIND", f"{router.url}/dav/group-bob/")).status_code == 404
+        assert (
+            await http.request("PROPFIND", f"{router.url}/dav/group-bob/", headers=DEPTH_1)
+        ).status_code == 404
         # And a client cannot claim to be someone else to the file server.
         spoof = await http.get(
             f"{router.url}/dav/home/secret.txt",

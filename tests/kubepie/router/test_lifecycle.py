@@ -20,6 +20,9 @@ from tests.kubepie.router.conftest import (
     create_credential,
 )
 
+#: PROPFIND needs a finite Depth: without one (infinity) the file server answers 403.
+DEPTH_1 = {"Depth": "1"}
+
 
 def _user(router: Router, name: str, uid: int) -> dict[str, str]:
     """A bearer token for a user known only by its claims, with a home directory."""
@@ -83,7 +86,7 @@ async def test_fifty_first_requests_start_one_server_and_a_killed_one_comes_back
 async def test_idle_server_is_stopped(router: Router) -> None:
     headers = _user(router, "lifecycle2", 10032)
     async with httpx.AsyncClient(trust_env=False, timeout=60, headers=headers) as http:
-        response = await http.request("PROPFIND", f"{router.url}/dav/home/")
+        response = await http.request("PROPFIND", f"{router.url}/dav/home/", headers=DEPTH_1)
         assert response.status_code == 207
         assert _pids_of_uid(10032)
         for _ in range(int(IDLE_TIMEOUT * 5)):
@@ -92,7 +95,7 @@ async def test_idle_server_is_stopped(router: Router) -> None:
                 break
         assert not _pids_of_uid(10032), "idle server still running"
         # The next request starts it again.
-        again = await http.request("PROPFIND", f"{router.url}/dav/home/")
+        again = await http.request("PROPFIND", f"{router.url}/dav/home/", headers=DEPTH_1)
         assert again.status_code == 207
 
 
@@ -104,7 +107,9 @@ async def test_router_restart_keeps_credentials(router: Router) -> None:
         await web.aclose()
     await asyncio.to_thread(router.restart)
     async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
-        response = await http.request("PROPFIND", f"{router.url}/dav/home/", auth=basic(cred))
+        response = await http.request(
+            "PROPFIND", f"{router.url}/dav/home/", auth=basic(cred), headers=DEPTH_1
+        )
         assert response.status_code == 207
         health = await http.get(f"{router.url}/healthz")
         assert health.json()["status"] == "ok"

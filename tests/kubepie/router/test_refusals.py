@@ -19,6 +19,9 @@ from tests.fixtures.oidc import OidcProvider, SigningKey
 from tests.kubepie.router.conftest import Router, basic, browser_login, create_credential
 from tests.kubepie.router.signing import signed_headers
 
+#: PROPFIND needs a finite Depth: without one (infinity) the file server answers 403.
+DEPTH_1 = {"Depth": "1"}
+
 
 def _b64(data: dict[str, object]) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -89,7 +92,9 @@ async def test_expired_and_revoked_credentials_are_refused_at_once(router: Route
         short = await create_credential(web, router, expires_in=1)
         revoked = await create_credential(web, router)
         async with httpx.AsyncClient(trust_env=False, timeout=30) as dav:
-            ok = await dav.request("PROPFIND", f"{router.url}/dav/home/", auth=basic(revoked))
+            ok = await dav.request(
+                "PROPFIND", f"{router.url}/dav/home/", auth=basic(revoked), headers=DEPTH_1
+            )
             assert ok.status_code == 207
             gone = await web.delete(f"{router.url}/api/v1/credentials/{revoked['id']}")
             assert gone.status_code == 204
@@ -129,7 +134,8 @@ async def test_read_only_and_prefix_credentials(router: Router) -> None:
         assert (
             await dav.put(f"{url}/ro.txt", content=b"x", auth=basic(read_only))
         ).status_code == 403
-        assert (await dav.request("PROPFIND", f"{url}/", auth=basic(read_only))).status_code == 207
+        listing = await dav.request("PROPFIND", f"{url}/", auth=basic(read_only), headers=DEPTH_1)
+        assert listing.status_code == 207
         made = await dav.request("MKCOL", f"{url}/projects/", auth=basic(confined))
         assert made.status_code == 201
         inside = await dav.put(f"{url}/projects/a.txt", content=b"a", auth=basic(confined))
@@ -151,11 +157,11 @@ async def test_wlcg_read_scope_cannot_write(router: Router) -> None:
     tokens = await router.provider.login("alice", scopes=("storage.read:/home",))
     headers = {"Authorization": f"Bearer {tokens.access_token}"}
     async with httpx.AsyncClient(trust_env=False, timeout=30, headers=headers) as http:
-        listing = await http.request("PROPFIND", f"{router.url}/dav/home/")
+        listing = await http.request("PROPFIND", f"{router.url}/dav/home/", headers=DEPTH_1)
         assert listing.status_code == 207
         put = await http.put(f"{router.url}/dav/home/scoped.txt", content=b"no")
         assert put.status_code == 403
-        other_mount = await http.request("PROPFIND", f"{router.url}/dav/data/")
+        other_mount = await http.request("PROPFIND", f"{router.url}/dav/data/", headers=DEPTH_1)
         assert other_mount.status_code == 403
 
 
