@@ -142,17 +142,18 @@ def dav_targets(
     """Every path a WebDAV request touches, and the raw path ``Destination`` is rewritten to.
 
     ``headers`` is the forwarded view (:meth:`kubepie.router.headers.RequestHeaders.view`).
-    Reads need ``read``. ``MKCOL`` and ``PUT`` with ``If-None-Match: *`` create
-    (:class:`Target`). ``COPY`` reads its source, ``MOVE`` reads and removes it (``read`` and
-    ``modify``); both create at their ``Destination`` (which must name this server) with
-    ``Overwrite: F``, else they may replace there and need ``modify``. Any other method may
-    change or remove existing data and needs ``modify``. A ``Source`` header (an HTTP
-    third-party pull) names a path nobody here checks: refused. Pure.
+    Reads need ``read``. ``PUT`` and ``MKCOL`` create (:class:`Target`): whether they may
+    also replace is the principal's, not the request's, to say (WLCG ``storage.create``
+    uploads with a plain ``PUT``). ``COPY`` reads its source, ``MOVE`` reads and removes it
+    (``read`` and ``modify``); both create at their ``Destination``, which must name this
+    server. Any other method may change or remove existing data and needs ``modify``. A
+    ``Source`` header (an HTTP third-party pull) names a path nobody here checks: refused.
+    Pure.
     """
     method = method.upper()
     if method in READ_METHODS:
         return (Target(path, ("read",)),), None
-    if method == "MKCOL" or (method == "PUT" and headers.get("if-none-match") == "*"):
+    if method in {"PUT", "MKCOL"}:
         return (Target(path, ("create",), creates=True),), None
     if method in {"COPY", "MOVE"}:
         if headers.get("source") is not None:
@@ -162,9 +163,7 @@ def dav_targets(
             raise BadRequest("COPY and MOVE need a Destination header")
         raw_dest, dest = destination_path(destination, *hosts)
         source: tuple[Operation, ...] = ("read",) if method == "COPY" else ("read", "modify")
-        if headers.get("overwrite", "T").upper() == "F":
-            return (Target(path, source), Target(dest, ("create",), creates=True)), raw_dest
-        return (Target(path, source), Target(dest, ("modify",))), raw_dest
+        return (Target(path, source), Target(dest, ("create",), creates=True)), raw_dest
     return (Target(path, ("modify",)),), None
 
 

@@ -86,18 +86,19 @@ def test_repeated_single_value_headers_are_refused(name: bytes) -> None:
 def test_dav_targets_name_every_path() -> None:
     here, hosts = _path("/home/a"), ("router:8080",)
     assert dav_targets("GET", here, {}, hosts) == ((Target(here, ("read",)),), None)
-    assert dav_targets("PUT", here, {}, hosts) == ((Target(here, ("modify",)),), None)
-    assert dav_targets("PUT", here, {"if-none-match": "*"}, hosts) == (
-        (Target(here, ("create",), creates=True),),
-        None,
-    )
+    # A plain PUT creates: whether it may also replace is the principal's to say.
+    for headers in ({}, {"if-none-match": "*"}, {"if-match": '"e"'}):
+        assert dav_targets("PUT", here, headers, hosts) == (
+            (Target(here, ("create",), creates=True),),
+            None,
+        )
     assert dav_targets("MKCOL", here, {}, hosts)[0] == (Target(here, ("create",), creates=True),)
     assert dav_targets("DELETE", here, {}, hosts)[0] == (Target(here, ("modify",)),)
     dest = {"destination": "http://router:8080/dav/data/b"}
     copy, raw = dav_targets("COPY", here, dest, hosts)
     assert raw == "/dav/data/b"
-    assert copy == (Target(here, ("read",)), Target(_path("/data/b"), ("modify",)))
-    move, _ = dav_targets("MOVE", here, {**dest, "overwrite": "f"}, hosts)
+    assert copy == (Target(here, ("read",)), Target(_path("/data/b"), ("create",), creates=True))
+    move, _ = dav_targets("MOVE", here, dest, hosts)
     assert move == (
         Target(here, ("read", "modify")),
         Target(_path("/data/b"), ("create",), creates=True),
