@@ -1,8 +1,12 @@
 """The JSON API: ``/api/v1/whoami`` and ``/api/v1/credentials``; ``/healthz``, ``/metrics``.
 
 Credentials are managed with a session or a bearer token only: an app credential cannot mint,
-list or revoke credentials (a leaked key must not be able to make itself permanent). Errors
-are JSON (:mod:`kubepie.router.responses`).
+list or revoke credentials (a leaked key must not be able to make itself permanent). A write
+made by another origin's page is refused, and one authenticated by the session cookie must
+show it comes from this site's pages (same-origin ``Origin`` or the session's CSRF token,
+:mod:`kubepie.router.origins`): otherwise any page the browser shows, another site's or a
+user's file, could mint a key with the visitor's session. Errors are JSON
+(:mod:`kubepie.router.responses`), never sniffed as anything else.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from starlette.routing import Route
 
 from kubepie.credentials.models import Credential, Owner
 from kubepie.router.access import AuthMethod, Principal
+from kubepie.router.authn import SESSION_COOKIE, parse_cookies
 from kubepie.router.context import RouterContext
 from kubepie.router.errors import BadRequest, Forbidden
-from kubepie.router.responses import error_headers, message_of, status_of
+from kubepie.router.origins import CsrfTokens, check_session_write, is_unsafe, refuse_foreign
+from kubepie.router.responses import error_headers, kind_of, message_of, status_of
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 #: Key of the authenticated principal in the request state (read by the accounting).
@@ -33,7 +39,11 @@ MAX_BODY = 16 * 1024
 def error_response(exc: BaseException) -> JSONResponse:
     """``exc`` as a JSON error (with the 401 challenges where they apply)."""
     status = status_of(exc)
-    response = JSONResponse({"error": type(exc).__name__, "message": message_of(exc)}, status)
+    response = JSONResponse(
+        {"error": kind_of(exc), "message": message_of(exc)},
+        status,
+        headers={"x-content-type-options": "nosniff"},
+    )
     for name, value in error_headers(status):
         response.headers.append(name.decode(), value.decode())
     return response
@@ -83,8 +93,11 @@ def creation_params(body: Any) -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, ctx: RouterContext) -> None:
+    def __init__(self, ctx: RouterContext, public_origin: str, csrf: CsrfTokens) -> None:
         self.ctx = ctx
+        #: ``scheme://host[:port]`` of the public URL: the one origin whose pages may write.
+        self.public_origin = public_origin
+        self.csrf = csrf
 
     def routes(self) -> list[Route]:
         return [
@@ -104,28 +117,41 @@ class Api:
         async def endpoint(request: Request) -> Response:
             try:
                 headers = {k.lower(): v for k, v in request.headers.items()}
-                principal = await self.ctx.authenticator.authenticate(headers)
+                refuse_foreign(request.method, headers, self.public_origin)
+                principal = await self.ctx.authenticator.authenticate(headers, allow_session=True)
                 setattr(request.state, PRINCIPAL_STATE, principal)
+                if principal.method is AuthMethod.SESSION and is_unsafe(request.method):
+                    check_session_write(
+                        headers, self.public_origin, self.csrf, self._cookie(headers)
+                    )
                 return await handler(request, principal)
             except Exception as exc:
                 return error_response(exc)
 
         return endpoint
 
+    @staticmethod
+    def _cookie(headers: dict[str, str]) -> str | None:
+        return parse_cookies(headers.get("cookie")).get(SESSION_COOKIE)
+
     async def whoami(self, request: Request, principal: Principal) -> Response:
         ident = principal.identity
-        return JSONResponse(
-            {
-                "issuer": ident.issuer,
-                "sub": ident.sub,
-                "username": ident.username,
-                "uid": ident.uid,
-                "gid": ident.gid,
-                "gids": list(ident.gids),
-                "groups": list(ident.groups),
-                "auth": principal.method.value,
-            }
-        )
+        body: dict[str, Any] = {
+            "issuer": ident.issuer,
+            "sub": ident.sub,
+            "username": ident.username,
+            "uid": ident.uid,
+            "gid": ident.gid,
+            "gids": list(ident.gids),
+            "groups": list(ident.groups),
+            "auth": principal.method.value,
+        }
+        headers = {"cache-control": "no-store"}
+        cookie = self._cookie({k.lower(): v for k, v in request.headers.items()})
+        if principal.method is AuthMethod.SESSION and cookie:
+            # For this site's own scripts (no other origin can read this answer).
+            body["csrf_token"] = self.csrf.token(cookie)
+        return JSONResponse(body, headers=headers)
 
     def _owner(self, principal: Principal) -> Owner:
         if principal.method in (AuthMethod.BASIC, AuthMethod.SIGV4):

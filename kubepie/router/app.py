@@ -37,16 +37,19 @@ from kubepie.router.access import Principal
 from kubepie.router.accounting import AccountingLog, RequestRecord
 from kubepie.router.api import PRINCIPAL_STATE, Api, error_response
 from kubepie.router.authn import Authenticator
+from kubepie.router.content_security import UserContent
 from kubepie.router.context import RouterContext
 from kubepie.router.dav import DavApp
 from kubepie.router.errors import RouterError
 from kubepie.router.identities import ClaimsSnapshots, IdentityResolver
 from kubepie.router.login import Login, LoginSettings
 from kubepie.router.metrics import RouterMetrics
+from kubepie.router.origins import CsrfTokens, SameOriginWrites, origin_of
 from kubepie.router.paths import DAV_PREFIX
 from kubepie.router.responses import status_of
 from kubepie.router.servers import ServerPool
 from kubepie.router.session import CookieSealer
+from kubepie.router.sessions import SqliteSessionStore
 from kubepie.router.upstream import UpstreamPool
 from kubepie.settings.models import KubePieSettings
 
@@ -253,6 +256,8 @@ async def open_router(
             stack.callback(snapshots.close)
         resolver = IdentityResolver(policy, directory=directory, snapshots=snapshots)
         sealer = CookieSealer.from_materials([k.material for k in keys])
+        sessions = await SqliteSessionStore.open(settings.state_dir / "sessions.sqlite3")
+        stack.push_async_callback(sessions.close)
         access_tokens, id_tokens = token_validators(settings, http)
         accounting = AccountingLog.open(
             settings.accounting.log_file, group=settings.accounting.group
@@ -261,7 +266,7 @@ async def open_router(
         pool = UpstreamPool()
         stack.push_async_callback(pool.aclose)
         ctx = RouterContext(
-            authenticator=Authenticator(access_tokens, resolver, store, sealer),
+            authenticator=Authenticator(access_tokens, resolver, store, sealer, sessions),
             store=store,
             backend=backend,
             pool=pool,
@@ -292,18 +297,23 @@ async def open_router(
             id_tokens,
             resolver,
             sealer,
+            sessions,
         )
+        public_origin = origin_of(str(settings.public_url))
+        api = Api(ctx, public_origin, CsrfTokens.from_material(keys[0].material))
         web = Starlette(
             routes=[
                 *(web_routes(ctx) if web_routes is not None else ()),
                 Route("/", _home_endpoint, methods=["GET"]),
                 *login.routes(),
-                *Api(ctx).routes(),
+                *api.routes(),
             ],
             exception_handlers=_error_handlers(error_page),
         )
         from kubepie.router.s3front import S3Front
 
         public_host = urlsplit(str(settings.public_url)).netloc
-        main = Dispatcher(DavApp(ctx, public_host), AccountedWeb(web, ctx))
-        yield RouterApps(main, S3Front(ctx), ctx)
+        # User content (/dav, S3) is served passive and never acts with a browser's session.
+        dav = SameOriginWrites(UserContent(DavApp(ctx, public_host), listings=True), public_origin)
+        main = Dispatcher(dav, AccountedWeb(web, ctx))
+        yield RouterApps(main, UserContent(S3Front(ctx)), ctx)

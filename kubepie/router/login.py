@@ -5,9 +5,12 @@ sends the browser to the issuer (URL and PKCE challenge built with authlib's pro
 ``/callback`` checks ``state`` in constant time, redeems the code with the verifier at the
 token endpoint (client secret in HTTP Basic), validates the ID token (signature, ``iss``,
 ``aud`` = our client id, ``exp``) and its ``nonce``, maps it to an identity (a user who cannot
-be mapped gets no session), and sets the session cookie: sealed, HttpOnly, SameSite=Lax,
-Secure when the public URL is https. The cookie holds only the identity claims. ``/logout``
-drops it and, when the issuer has an ``end_session_endpoint``, logs out there too.
+be mapped gets no session), starts a server-side session (:mod:`kubepie.router.sessions`)
+and sets the session cookie: sealed, HttpOnly, SameSite=Lax, Secure when the public URL is
+https. The cookie holds the identity claims and the session id. ``/logout`` ends the session
+server-side (a copy of the cookie opens nothing afterwards), drops the cookie and, when the
+issuer has an ``end_session_endpoint``, logs out there too; a logout asked for by another
+site's page is refused (:mod:`kubepie.router.origins`), so a link cannot log anyone out.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from starlette.routing import Route
 
 from identity.errors import DirectoryUnavailableError
 from identity.models import ValidatedToken
-from kubepie.router.authn import SESSION_COOKIE, TokenCheck
-from kubepie.router.errors import LoginFailed
+from kubepie.router.authn import SESSION_COOKIE, TokenCheck, session_id
+from kubepie.router.errors import Forbidden, LoginFailed
 from kubepie.router.identities import IdentityResolver
+from kubepie.router.origins import foreign_reason, origin_of
 from kubepie.router.session import CookieSealer
+from kubepie.router.sessions import SessionStore
 
 LOGIN_COOKIE = "kubepie_login"
 #: Seconds a login may take at the issuer (the flow cookie's life).
@@ -57,10 +62,23 @@ class LoginSettings:
     def secure(self) -> bool:
         return self.public_url.startswith("https://")
 
+    @property
+    def origin(self) -> str:
+        return origin_of(self.public_url)
+
 
 def safe_next(value: str | None) -> str:
-    """A local path to return to after login; anything else is ``/`` (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """A local path to return to after login; anything else is ``/`` (no open redirect).
+
+    Browsers drop tabs and newlines from a URL and read ``\\`` as ``/``, so a value with a
+    control character, whitespace or a backslash is refused, not cleaned."""
+    if (
+        not value
+        or not value.startswith("/")
+        or value.startswith("//")
+        or "\\" in value
+        or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    ):
         return "/"
     return value
 
@@ -73,12 +91,14 @@ class Login:
         id_tokens: TokenCheck,
         resolver: IdentityResolver,
         sealer: CookieSealer,
+        sessions: SessionStore,
     ) -> None:
         self.settings = settings
         self._http = http
         self._id_tokens = id_tokens
         self._resolver = resolver
         self._sealer = sealer
+        self._sessions = sessions
         self._metadata: dict[str, Any] | None = None
 
     def routes(self) -> list[Route]:
@@ -162,19 +182,27 @@ class Login:
         ):
             raise LoginFailed("ID token nonce does not match: start again")
         await self._resolver.for_token(validated)  # a user who cannot be mapped gets no session
+        await self._end(request)  # a session this browser had before ends: one login, one id
+        sid = await self._sessions.start(validated.issuer, validated.subject, SESSION_LIFETIME_S)
         response = RedirectResponse(safe_next(str(flow.get("next", "/"))), status_code=302)
         self._cookie(
             response,
             SESSION_COOKIE,
-            self._sealer.seal(SESSION_COOKIE, self._session(validated), SESSION_LIFETIME_S),
+            self._sealer.seal(SESSION_COOKIE, self._session(validated, sid), SESSION_LIFETIME_S),
             SESSION_LIFETIME_S,
         )
         response.delete_cookie(LOGIN_COOKIE, path="/")
         return response
 
-    def _session(self, token: ValidatedToken) -> dict[str, Any]:
+    def _session(self, token: ValidatedToken, sid: str) -> dict[str, Any]:
         claims = {k: token.claims[k] for k in self.settings.session_claims if k in token.claims}
-        return {"iss": token.issuer, "sub": token.subject, "claims": claims}
+        return {"iss": token.issuer, "sub": token.subject, "claims": claims, "sid": sid}
+
+    async def _end(self, request: Request) -> None:
+        """End the server-side session of the request's session cookie, if it has one."""
+        sid = session_id(self._sealer.open(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE)))
+        if sid is not None:
+            await self._sessions.end(sid)
 
     async def _redeem(self, code: str, verifier: str) -> str:
         meta = await self.metadata()
@@ -200,6 +228,11 @@ class Login:
         return id_token
 
     async def logout(self, request: Request) -> Response:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        reason = foreign_reason(headers, self.settings.origin)
+        if reason is not None:
+            raise Forbidden(f"{reason}: log out with the Log out button of KubePie's own pages")
+        await self._end(request)
         target = "/"
         try:
             end = (await self.metadata()).get("end_session_endpoint")

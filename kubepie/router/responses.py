@@ -17,7 +17,7 @@ import logging
 from starlette.types import Scope, Send
 
 from identity.errors import IdentityError
-from kubepie.credentials.errors import CredentialError
+from kubepie.credentials.errors import CredentialError, CredentialRefused
 from kubepie.router.errors import RouterError
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,12 @@ def is_known(exc: BaseException) -> bool:
 def status_of(exc: BaseException) -> int:
     status = getattr(exc, "status", 500) if is_known(exc) else 500
     return status if isinstance(status, int) and 400 <= status <= 599 else 500
+
+
+def kind_of(exc: BaseException) -> str:
+    """The ``error`` field of a JSON error: the error's class name, except that every refused
+    app credential is ``CredentialRefused`` (no such key and a wrong secret look the same)."""
+    return "CredentialRefused" if isinstance(exc, CredentialRefused) else type(exc).__name__
 
 
 def message_of(exc: BaseException) -> str:
@@ -80,7 +86,7 @@ async def send_error(
     status = status_of(exc)
     message = message_of(exc)
     if json_body:
-        body = json.dumps({"error": type(exc).__name__, "message": message}).encode()
+        body = json.dumps({"error": kind_of(exc), "message": message}).encode()
         ctype = b"application/json"
     else:
         body = f"{status} {message}\n".encode()

@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import quote
 
 from starlette.types import Message, Receive, Send
 
 from kubepie.router.access import Principal, check
+from kubepie.router.content_security import attachment, secure_head
 from kubepie.router.context import RouterContext
 from kubepie.router.paths import StoragePath, dav_operations
 from kubepie.router.proxy import Transfer
@@ -265,17 +265,14 @@ _DOWNLOAD_HEADERS = frozenset({b"range", b"if-range", b"if-none-match", b"if-mod
 
 def content_disposition(name: str) -> bytes:
     """``attachment`` with the name as RFC 6266 allows (ASCII fallback and UTF-8 form)."""
-    fallback = "".join(
-        c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name
-    )
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}".encode(
-        "ascii"
-    )
+    return attachment(name or "download")
 
 
 class DownloadSend:
-    """Passes a successful answer on with ``Content-Disposition: attachment``; keeps a refusal
-    (status >= 400) back so the page can explain it."""
+    """Passes a successful answer on as user content: always ``Content-Disposition:
+    attachment``, ``nosniff`` and a sandbox policy (:mod:`kubepie.router.content_security`),
+    since it is served from the origin that holds the session; keeps a refusal (status >= 400)
+    back so the page can explain it."""
 
     def __init__(self, send: Send, name: str) -> None:
         self.send = send
@@ -291,7 +288,9 @@ class DownloadSend:
                 (n, v) for n, v in message.get("headers", []) if n.lower() != b"content-disposition"
             ]
             headers.append((b"content-disposition", content_disposition(self.name)))
-            headers.append((b"x-content-type-options", b"nosniff"))
+            headers = secure_head(
+                headers, method="GET", status=message["status"], path="", listings=False
+            )
             message = {**message, "headers": headers}
         elif self.refused is not None:
             return

@@ -3,8 +3,10 @@
 Pages of the UI authenticate with the browser session only (the cookie ``/callback`` sets):
 an app credential or a bearer token never opens them, so no ambient credential other than the
 ``SameSite=Lax`` session cookie can drive a form. Every POST is checked for this session's CSRF
-token (:mod:`kubepie.web.csrf`) before it does anything. Any error of a page becomes an error
-page (:mod:`kubepie.web.errorpages`).
+token (:mod:`kubepie.web.csrf`) before it does anything, and refused outright when the browser
+says another origin's page sent it (:func:`kubepie.router.origins.foreign_reason`: the S3
+listener's port is the same *site*, so ``SameSite`` alone would let its pages through). Any
+error of a page becomes an error page (:mod:`kubepie.web.errorpages`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kubepie.router.access import Principal
 from kubepie.router.api import PRINCIPAL_STATE
 from kubepie.router.authn import SESSION_COOKIE
 from kubepie.router.context import RouterContext
+from kubepie.router.origins import foreign_reason, origin_of
 from kubepie.web.csrf import CSRF_FIELD, CsrfGuard
 from kubepie.web.errorpages import error_response
 from kubepie.web.errors import BadForm, CsrfRefused, NotLoggedIn
@@ -68,7 +71,12 @@ class Guard:
         return session
 
     def check_token(self, request: Request, token: str | None) -> None:
-        """Raise :class:`CsrfRefused` unless ``token`` is this session's token."""
+        """Raise :class:`CsrfRefused` unless ``token`` is this session's token and the
+        browser does not say that another origin's page sent the request."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        reason = foreign_reason(headers, origin_of(self.settings.public_url))
+        if reason is not None:
+            raise CsrfRefused(f"{reason}: refused")
         if not self.csrf.valid(request.cookies.get(SESSION_COOKIE), token):
             raise CsrfRefused("the form's CSRF token is missing or wrong")
 

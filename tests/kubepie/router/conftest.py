@@ -183,6 +183,9 @@ async def browser_login(router: Router, username: str) -> httpx.AsyncClient:
     response = await http.get(callback)
     assert response.status_code == 302, response.text
     assert response.headers["location"] == "/api/v1/whoami"
+    # As a browser on this site's own pages: cookie-authenticated API writes need a same-origin
+    # Origin (or the CSRF token); tests of the refusal take this header away.
+    http.headers["Origin"] = router.url
     return http
 
 
