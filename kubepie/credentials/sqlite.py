@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The one answer for an unknown access key and a wrong secret: which of the two, or any
+#: internal id, would tell a guesser what exists.
+INVALID_KEY_OR_SECRET = "invalid access key or secret"  # noqa: S105 (a message)
+
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS credentials (
@@ -354,8 +358,14 @@ class SqliteCredentialStore:
     # -- authentication ------------------------------------------------------------------------
 
     async def authenticate(self, access_key_id: str) -> ActiveCredential:
+        credential, secret = await self._lookup(access_key_id)
+        self._check_expiry(credential)
+        return ActiveCredential(credential, secret)
+
+    async def _lookup(self, access_key_id: str) -> tuple[Credential, str]:
+        """The credential and its secret; unknown and revoked keys are refused here."""
         if not ACCESS_KEY_ID.match(access_key_id):
-            raise UnknownAccessKey("unknown access key id")
+            raise UnknownAccessKey(INVALID_KEY_OR_SECRET)
         row = await self._run(
             lambda: self._conn.execute(
                 f"SELECT {_COLUMNS} FROM credentials "  # noqa: S608 (constant column list)
@@ -364,27 +374,33 @@ class SqliteCredentialStore:
             ).fetchone()
         )
         if row is None:
-            raise UnknownAccessKey("unknown access key id")
+            raise UnknownAccessKey(INVALID_KEY_OR_SECRET)
         credential = _credential(row)
         if row["revoked_at"] is not None:
-            raise CredentialRevoked(f"credential {credential.id} was revoked")
+            # Its secret is erased, so nothing more can be checked; no internal id is named.
+            raise CredentialRevoked("this access key was revoked")
+        return credential, self._cipher.open(row["key_id"], row["sealed_secret"], credential.id)
+
+    def _check_expiry(self, credential: Credential) -> None:
         if credential.expires_at is not None and credential.is_expired(self._clock()):
             when = datetime.fromtimestamp(credential.expires_at, UTC).isoformat(timespec="seconds")
-            raise CredentialExpired(f"credential {credential.id} expired at {when}")
-        secret = self._cipher.open(row["key_id"], row["sealed_secret"], credential.id)
-        return ActiveCredential(credential, secret)
+            raise CredentialExpired(f"this access key expired at {when}")
 
     async def verify(self, access_key_id: str, secret_access_key: str) -> Credential:
+        """The credential whose key and secret these are. An unknown key and a wrong secret
+        are refused with one message (a caller learns neither which nor any internal id);
+        only a caller who knows the secret learns that the key has expired."""
         given = secret_access_key.encode("utf-8", "surrogatepass")
         try:
-            active = await self.authenticate(access_key_id)
+            credential, secret = await self._lookup(access_key_id)
         except UnknownAccessKey:
             compare_digest(_DUMMY_SECRET, given)
             raise
-        if not compare_digest(active.secret_access_key.encode("utf-8"), given):
-            raise SecretMismatch(f"wrong secret for credential {active.credential.id}")
-        await self.record_use(active.credential)
-        return active.credential
+        if not compare_digest(secret.encode("utf-8"), given):
+            raise SecretMismatch(INVALID_KEY_OR_SECRET)
+        self._check_expiry(credential)
+        await self.record_use(credential)
+        return credential
 
     async def record_use(self, credential: Credential) -> None:
         now = self._clock()
