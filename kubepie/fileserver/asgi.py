@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["ASGIApp", "ClientDisconnected", "Message", "Receive", "Scope", "Send"]
@@ -19,6 +21,16 @@ def header(scope: Scope, name: str) -> str | None:
             value: str = v.decode("latin-1")
             return value
     return None
+
+
+def status_page(status: int, reason: str | None = None) -> bytes:
+    """The plain-text body of an error (or bare status) answer: ``404 Not Found``, with a
+    short ``reason`` of ours when there is one. Never a path, a version or a time."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return f"{status} {phrase}{f': {reason}' if reason else ''}\n".encode()
 
 
 async def send_plain(

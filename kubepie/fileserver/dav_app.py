@@ -57,6 +57,7 @@ from kubepie.fileserver.asgi import (
     disconnect_aware,
     header,
     send_plain,
+    status_page,
 )
 from kubepie.fileserver.dav_get import PlainGet
 from kubepie.fileserver.dav_listing import Listing
@@ -84,16 +85,6 @@ FINITE_DEPTH_ERROR = (
 )
 
 _DROPPED_HEADERS = frozenset({b"date", b"server"})
-
-
-def status_page(status: int, reason: str | None = None) -> bytes:
-    """The plain-text body of an error (or bare status) answer: ``404 Not Found``, with a
-    short ``reason`` of ours when there is one. Never a path, a version or a time."""
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = "Error"
-    return f"{status} {phrase}{f': {reason}' if reason else ''}\n".encode()
 
 
 def _reason_of(exc: BaseException) -> tuple[int | None, str | None]:

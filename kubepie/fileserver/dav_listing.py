@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from kubepie.fileserver.asgi import Scope, Send
+from kubepie.fileserver.asgi import Scope, Send, status_page
 from kubepie.fileserver.errors import FileServerError, NoSuchMount, from_oserror
 from kubepie.fileserver.mounts import Mount, Mounts, split_url_path
 from kubepie.fileserver.uploads import is_upload_name
@@ -137,9 +137,9 @@ class Listing:
             return None
         except OSError as exc:
             error = from_oserror(exc, "listing")
-            return _plain(error.status, f"{error}\n")
+            return _plain(error.status, status_page(error.status, error.reason).decode())
         except FileServerError as exc:
-            return _plain(exc.status, f"{exc}\n")
+            return _plain(exc.status, status_page(exc.status, exc.reason).decode())
         url_path = self.prefix + "/" + "".join(s + "/" for s in segments)
         page = render(url_path, entries).encode()
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"cache-control", b"no-cache")]

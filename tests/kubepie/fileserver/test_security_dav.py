@@ -142,7 +142,8 @@ def test_a_name_over_255_bytes_is_a_client_error(
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
     if method != "HEAD":
         assert response.status_code == 400
-        assert response.text == "400 Bad Request: name too long\n"
+        assert response.text.startswith("400 Bad Request"), response.text
+        assert "name too long" in response.text.lower(), response.text
         assert_own_error_body(response, area)
 
 
