@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,10 @@ def test_the_helper_refuses_requests_beyond_its_policy(helper: Helper) -> None:
     )
     reply = helper.send(helper.spawn_request(ALICE))
     assert reply["op"] == "spawned", reply
-    status = proc_status(reply["pid"])
-    assert status["Uid"].split() == [str(ALICE.uid)] * 4
+    deadline = time.monotonic() + 10  # the child drops right after the fork
+    while proc_status(reply["pid"])["Uid"].split()[0] == "0" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc_status(reply["pid"])["Uid"].split() == [str(ALICE.uid)] * 4
     socket_path = helper.run_dir / f"u{ALICE.uid}-1.sock"
     info = socket_path.stat()
     assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (4242, 4343, 0o600)
