@@ -183,8 +183,11 @@ def test_group_areas_follow_membership(demo: RunningDemo) -> None:
     assert status("group-beamline-x/shared-plan.md") == "200"
     carol = _login(demo, "carol")
     try:
-        assert carol.get(f"{demo.url}/dav/group-beamline-x/shared-plan.md").status_code == 200
-        assert carol.get(f"{demo.url}/dav/group-physics/shared-plan.md").status_code == 404
+        # The browser session opens the web UI's files, never /dav (user content there must
+        # not act with a session).
+        assert carol.get(f"{demo.url}/download/group-beamline-x/shared-plan.md").status_code == 200
+        assert carol.get(f"{demo.url}/download/group-physics/shared-plan.md").status_code == 404
+        assert carol.get(f"{demo.url}/dav/group-beamline-x/shared-plan.md").status_code == 401
     finally:
         carol.close()
 
@@ -192,7 +195,7 @@ def test_group_areas_follow_membership(demo: RunningDemo) -> None:
 def test_alice_cannot_see_bobs_private_file(demo: RunningDemo) -> None:
     bob = _login(demo, "bob")
     try:
-        mine = bob.get(f"{demo.url}/dav/home/private-notes.txt")
+        mine = bob.get(f"{demo.url}/download/home/private-notes.txt")
     finally:
         bob.close()
     assert mine.status_code == 200
