@@ -110,82 +110,90 @@ async def test_shared_html_cannot_mint_credentials_for_its_viewer(
             f"{router.url}/dav/group-physics/{name}", content=evil_page(router), auth=basic(bob)
         )
         assert put.status_code in (201, 204), put.text
-    s3 = _s3(router, bob)
-    await asyncio.to_thread(
-        s3.put_object,
-        Bucket="group-physics",
-        Key=f"s3-{name}",
-        Body=evil_page(router),
-        ContentType="text/html",
-    )
-    await asyncio.to_thread(
-        s3.put_object,
-        Bucket="group-physics",
-        Key="notes.txt",
-        Body=b"<script>document.title = 'evil ran'</script>",
-        ContentType="text/plain",
-    )
-
-    def presigned(key: str) -> str:
-        return s3.generate_presigned_url(
-            "get_object", Params={"Bucket": "group-physics", "Key": key}
+    try:
+        s3 = _s3(router, bob)
+        await asyncio.to_thread(
+            s3.put_object,
+            Bucket="group-physics",
+            Key=f"s3-{name}",
+            Body=evil_page(router),
+            ContentType="text/html",
+        )
+        await asyncio.to_thread(
+            s3.put_object,
+            Bucket="group-physics",
+            Key="notes.txt",
+            Body=b"<script>document.title = 'evil ran'</script>",
+            ContentType="text/plain",
         )
 
-    s3_link, notes_link = await asyncio.gather(
-        asyncio.to_thread(presigned, f"s3-{name}"), asyncio.to_thread(presigned, "notes.txt")
-    )
+        def presigned(key: str) -> str:
+            return s3.generate_presigned_url(
+                "get_object", Params={"Bucket": "group-physics", "Key": key}
+            )
 
-    page = await browser.new_page()
-    await log_in(page, router, "alice")
-    before = await _credential_ids(router, "alice")
+        s3_link, notes_link = await asyncio.gather(
+            asyncio.to_thread(presigned, f"s3-{name}"), asyncio.to_thread(presigned, "notes.txt")
+        )
 
-    # The /dav link: the session cookie opens nothing there (401, and nothing runs).
-    await _login_asked(page, f"{router.url}/dav/group-physics/{name}")
-    assert await page.title() != "evil ran"
-    refused = await page.request.get(f"{router.url}/dav/group-physics/{name}")
-    assert refused.status == 401
-    assert refused.headers["x-content-type-options"] == "nosniff"
-    assert refused.headers["content-security-policy"] == CSP
+        page = await browser.new_page()
+        await log_in(page, router, "alice")
+        before = await _credential_ids(router, "alice")
 
-    # bob's presigned S3 link: served as a download, never as a page.
-    await page.goto(router.url + "/")
-    download = await _download(page, s3_link)
-    assert download.suggested_filename == f"s3-{name}"
-    async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
-        head = (await http.get(s3_link)).headers
-    assert head["content-disposition"].startswith("attachment")
-    assert head["x-content-type-options"] == "nosniff"
-    assert head["content-security-policy"] == CSP
+        # The /dav link: the session cookie opens nothing there (401, and nothing runs).
+        await _login_asked(page, f"{router.url}/dav/group-physics/{name}")
+        assert await page.title() != "evil ran"
+        refused = await page.request.get(f"{router.url}/dav/group-physics/{name}")
+        assert refused.status == 401
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        assert refused.headers["content-security-policy"] == CSP
 
-    # The web UI's link to the file: a download with the same headers.
-    await page.goto(router.url + "/files/group-physics/")
-    async with page.expect_download() as info:
-        await page.get_by_role("link", name=name, exact=True).click()
-    assert (await info.value).suggested_filename == name
-    ui = await page.request.get(f"{router.url}/download/group-physics/{name}")
-    assert ui.status == 200
-    assert ui.headers["content-disposition"].startswith("attachment")
-    assert ui.headers["x-content-type-options"] == "nosniff"
-    assert ui.headers["content-security-policy"] == CSP
-    assert await ui.body() == evil_page(router)
+        # bob's presigned S3 link: served as a download, never as a page.
+        await page.goto(router.url + "/")
+        download = await _download(page, s3_link)
+        assert download.suggested_filename == f"s3-{name}"
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            head = (await http.get(s3_link)).headers
+        assert head["content-disposition"].startswith("attachment")
+        assert head["x-content-type-options"] == "nosniff"
+        assert head["content-security-policy"] == CSP
 
-    # Plain text is shown, as text, in a sandbox: an opaque origin the API refuses.
-    assert await _status(page, notes_link) == 200
-    await expect(page.locator("body")).to_contain_text("<script>")
-    assert await page.title() != "evil ran"
-    assert await page.evaluate("window.origin") == "null"
-    await page.evaluate(
-        """async (api) => {
-            try {
-                await fetch(api, {method: "POST", credentials: "include", mode: "no-cors",
-                                  headers: {"Content-Type": "text/plain"}, body: "{}"});
-                return "sent";
-            } catch (e) { return "blocked"; }
-        }""",
-        f"{router.url}/api/v1/credentials",
-    )
+        # The web UI's link to the file: a download with the same headers.
+        await page.goto(router.url + "/files/group-physics/")
+        async with page.expect_download() as info:
+            await page.get_by_role("link", name=name, exact=True).click()
+        assert (await info.value).suggested_filename == name
+        ui = await page.request.get(f"{router.url}/download/group-physics/{name}")
+        assert ui.status == 200
+        assert ui.headers["content-disposition"].startswith("attachment")
+        assert ui.headers["x-content-type-options"] == "nosniff"
+        assert ui.headers["content-security-policy"] == CSP
+        assert await ui.body() == evil_page(router)
 
-    # The web UI itself still works under its own policy: alice's pages and the API.
-    await page.goto(router.url + "/credentials")
-    await expect(page.get_by_role("button", name="Create credential")).to_be_visible()
-    assert await _credential_ids(router, "alice") == before
+        # Plain text is shown, as text, in a sandbox: an opaque origin the API refuses.
+        assert await _status(page, notes_link) == 200
+        await expect(page.locator("body")).to_contain_text("<script>")
+        assert await page.title() != "evil ran"
+        assert await page.evaluate("window.origin") == "null"
+        await page.evaluate(
+            """async (api) => {
+                try {
+                    await fetch(api, {method: "POST", credentials: "include", mode: "no-cors",
+                                      headers: {"Content-Type": "text/plain"}, body: "{}"});
+                    return "sent";
+                } catch (e) { return "blocked"; }
+            }""",
+            f"{router.url}/api/v1/credentials",
+        )
+
+        # The web UI itself still works under its own policy: alice's pages and the API.
+        await page.goto(router.url + "/credentials")
+        await expect(page.get_by_role("button", name="Create credential")).to_be_visible()
+        assert await _credential_ids(router, "alice") == before
+    finally:  # the web router is shared: bob's key and files go with this test
+        for left in (name, f"s3-{name}", "notes.txt"):
+            (router.area / "group" / "physics" / left).unlink(missing_ok=True)
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
+            await http.delete(
+                f"{router.url}/api/v1/credentials/{bob['id']}", headers=await _bearer(router, "bob")
+            )
