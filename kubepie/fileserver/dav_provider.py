@@ -156,10 +156,19 @@ class MountsProvider(DAVProvider):  # type: ignore[misc]
             return None
         return opened.put(path, fd)
 
-    def resource(self, path: str, environ: Environ, mount: Mount, segments: list[str]) -> Any:
-        """The resource for ``segments`` of ``mount``, or None if it does not exist."""
+    def resource(
+        self,
+        path: str,
+        environ: Environ,
+        mount: Mount,
+        segments: list[str],
+        st: os.stat_result | None = None,
+    ) -> Any:
+        """The resource for ``segments`` of ``mount``, or None if it does not exist; ``st``
+        when the caller has it already (from a directory descriptor resolved beneath)."""
         try:
-            st = mount.stat(segments)
+            if st is None:
+                st = mount.stat(segments)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -430,7 +439,12 @@ class DavFolder(_MountResource, FolderResource):  # type: ignore[misc]
         return vfs.f_bavail * vfs.f_frsize
 
     def get_member_names(self) -> list[str]:
+        """The listed members; the ``stat`` of each plain (non-symlink) one is kept for
+        :meth:`get_member`, taken relative to this directory's descriptor (a PROPFIND then
+        resolves no member path again)."""
         names: list[str] = []
+        stats: dict[str, os.stat_result] = {}
+        self.__dict__["_member_stats"] = stats
         flags = os.O_RDONLY | os.O_DIRECTORY
         with (
             os_errors(self.path),
@@ -444,7 +458,11 @@ class DavFolder(_MountResource, FolderResource):  # type: ignore[misc]
                     if entry.is_symlink():
                         if not self._kept_link(entry.name):
                             continue
-                    elif not (entry.is_dir() or entry.is_file()):
+                    elif entry.is_dir(follow_symlinks=False) or entry.is_file(
+                        follow_symlinks=False
+                    ):
+                        stats[entry.name] = entry.stat(follow_symlinks=False)
+                    else:
                         continue
                 except OSError:
                     continue
@@ -465,7 +483,11 @@ class DavFolder(_MountResource, FolderResource):  # type: ignore[misc]
             check_segment(name)
         except FileServerError:
             return self.provider.get_resource_inst(path, self.environ)
-        return self.provider.resource(path, self.environ, self.mount, [*self.segments, name])
+        known: dict[str, os.stat_result] = self.__dict__.get("_member_stats", {})
+        segments = [*self.segments, name]
+        return self.provider.resource(
+            path, self.environ, self.mount, segments, known.pop(name, None)
+        )
 
     def _in_here(self, action: Any, what: str) -> Any:
         with os_errors(what), closing(self.mount.open_dir(self.segments)) as directory:
