@@ -39,6 +39,7 @@ from kubepie.router.api import PRINCIPAL_STATE, Api, error_response
 from kubepie.router.authn import Authenticator
 from kubepie.router.content_security import UserContent
 from kubepie.router.context import RouterContext
+from kubepie.router.dav import LISTENER as DAV_LISTENER
 from kubepie.router.dav import DavApp
 from kubepie.router.errors import RouterError
 from kubepie.router.identities import ClaimsSnapshots, IdentityResolver
@@ -314,6 +315,9 @@ async def open_router(
 
         public_host = urlsplit(str(settings.public_url)).netloc
         # User content (/dav, S3) is served passive and never acts with a browser's session.
-        dav = SameOriginWrites(UserContent(DavApp(ctx, public_host), listings=True), public_origin)
+        dav = UserContent(
+            SameOriginWrites(DavApp(ctx, public_host), public_origin, ctx, DAV_LISTENER),
+            listings=True,
+        )
         main = Dispatcher(dav, AccountedWeb(web, ctx))
         yield RouterApps(main, UserContent(S3Front(ctx)), ctx)

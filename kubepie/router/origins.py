@@ -30,7 +30,10 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from kubepie.router.accounting import RequestRecord
+from kubepie.router.context import RouterContext
 from kubepie.router.errors import Forbidden
+from kubepie.router.proxy import Transfer
 from kubepie.router.responses import close_if_body_announced, send_error
 
 #: Methods that change nothing (RFC 9110 §9.2.1) and that WebDAV clients read with.
@@ -140,21 +143,29 @@ def check_session_write(
 
 class SameOriginWrites:
     """ASGI wrapper: a state-changing request from another origin's page is answered 403
-    (plain text) before ``app`` sees it; everything else passes untouched."""
+    (plain text) before ``app`` sees it, and accounted on ``listener`` like any refusal there;
+    everything else passes untouched."""
 
-    def __init__(self, app: ASGIApp, public_origin: str) -> None:
+    def __init__(self, app: ASGIApp, public_origin: str, ctx: RouterContext, listener: str) -> None:
         self.app = app
         self.public_origin = public_origin
+        self.ctx = ctx
+        self.listener = listener
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_unsafe(scope["method"]):
             headers: dict[str, str] = {}
             for name, value in scope["headers"]:
                 headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-            try:
-                refuse_foreign(scope["method"], headers, self.public_origin)
-            except Forbidden as exc:
-                close = close_if_body_announced(scope)
-                await send_error(send, exc, json_body=False, extra_headers=close)
+            if foreign_reason(headers, self.public_origin) is not None:
+
+                async def refuse(record: RequestRecord, transfer: Transfer) -> None:
+                    refuse_foreign(scope["method"], headers, self.public_origin)
+
+                async def answer(exc: Exception) -> int:
+                    close = close_if_body_announced(scope)
+                    return await send_error(send, exc, json_body=False, extra_headers=close)
+
+                await self.ctx.accounted(self.listener, scope, refuse, answer)
                 return
         await self.app(scope, receive, send)

@@ -14,7 +14,7 @@ import httpx
 
 from kubepie.router.login import safe_next
 from kubepie.router.origins import CsrfTokens, foreign_reason, origin_of
-from tests.kubepie.router.conftest import Router, basic, browser_login
+from tests.kubepie.router.conftest import Router, accounted, basic, browser_login
 
 EVIL = "https://evil.example"
 
@@ -102,7 +102,12 @@ async def test_bearer_and_basic_writes_from_other_origins_are_refused(router: Ro
             headers={"Sec-Fetch-Site": "cross-site"},
         )
         assert put.status_code == 403
+        assert put.headers["x-content-type-options"] == "nosniff"
         assert not (router.home("alice") / "csrf.txt").exists()
+        refusals = await accounted(
+            router, lambda e: e["path"] == "/dav/home/csrf.txt" and e["status"] == 403
+        )
+        assert refusals[-1]["method"] == "PUT"
         ok = await http.put(
             f"{router.url}/dav/home/csrf.txt",
             content=b"x",
