@@ -12,10 +12,10 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from kubepie.cli import credentials, demo, fileserver, nss_sync, serve
+from kubepie.cli import credentials, demo, fileserver, nss_sync, operator, serve
 
 #: Sub-commands, in the order ``kubepie --help`` lists them.
-COMMANDS: tuple[ModuleType, ...] = (serve, demo, fileserver, nss_sync, credentials)
+COMMANDS: tuple[ModuleType, ...] = (serve, demo, fileserver, nss_sync, credentials, operator)
 
 
 def build_parser() -> argparse.ArgumentParser:

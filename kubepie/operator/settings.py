@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+import yaml
+from pydantic import Field, ValidationError, model_validator
 
+from kubepie.operator.errors import ConfigurationError
 from kubepie.settings.fields import Duration, Frozen, OneOrMany, required_with
 from kubepie.settings.models import IdentitySettings, MountSettings
 
@@ -96,3 +98,21 @@ class OperatorSettings(Frozen):
     @property
     def min_uid(self) -> int:
         return self.identity.min_uid
+
+
+def load_operator_settings(path: str | Path) -> OperatorSettings:
+    """The settings in the YAML file ``path``; :class:`ConfigurationError` names bad keys."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"{path}: cannot read the settings: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: the top level must be a mapping of keys")
+    try:
+        return OperatorSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise ConfigurationError(f"{path}: " + "; ".join(problems)) from None

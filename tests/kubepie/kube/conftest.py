@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubepie.kube.client import KubeApi, connect
 from kubepie.kube.errors import NotFound
@@ -143,3 +144,84 @@ async def process_kubelet(
         yield Kubelet("process-node", workdir, proc)
     finally:
         proc.stop(timeout=20)
+
+
+OPERATOR_NAMESPACE = "kubepie"
+#: Users of the static directory the operator reads (uids as in the router tests).
+DIRECTORY = {
+    "users": {
+        "alice": {"uid": 10001, "gid": 10001, "home": "/home/alice"},
+        "bob": {"uid": 10002, "gid": 10002, "home": "/home/bob"},
+    },
+    "groups": {
+        "alice": {"gid": 10001},
+        "bob": {"gid": 10002},
+        "physics": {"gid": 20001, "members": ["alice", "bob"]},
+    },
+}
+
+
+@dataclass
+class Operator:
+    """``kubepie operator`` as a process, for FileServers in :data:`OPERATOR_NAMESPACE`."""
+
+    namespace: str
+    config: Path
+    log: Path
+    proc: ManagedProcess | None = None
+
+    def start(self) -> None:
+        self.proc = ManagedProcess(
+            "kubepie-operator",
+            [sys.executable, "-m", "kubepie.cli", "operator", "--config", str(self.config)],
+            self.log,
+            cwd=ROOT,
+        ).start()
+        self.proc.wait_until(
+            lambda: "Initial authentication has finished" in self.log_tail(8000),
+            60,
+            "kopf logged in",
+        )
+
+    def log_tail(self, limit: int = 4000) -> str:
+        return self.proc.log_tail(limit) if self.proc else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(timeout=15)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture(scope="session")
+async def operator(
+    control_plane: ControlPlane,
+    kube_admin: KubeApi,
+    fileserver_crd: str,
+    process_kubelet: Kubelet,
+) -> AsyncIterator[Operator]:
+    await make_namespace(kube_admin, OPERATOR_NAMESPACE)
+    directory = control_plane.workdir / "directory.yaml"
+    directory.write_text(yaml.safe_dump(DIRECTORY))
+    config = control_plane.workdir / "operator.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "namespace": OPERATOR_NAMESPACE,
+                "kubeconfig": str(control_plane.admin_kubeconfig),
+                "identity": {"source": "static", "static_file": str(directory)},
+                "pod": {"image": "kubepie:test", "image_pull_policy": "Never"},
+                "reconcile_interval": 1,
+                "idle_timeout": 600,
+                "webhook": {"enabled": False},
+            }
+        )
+    )
+    handle = Operator(OPERATOR_NAMESPACE, config, control_plane.workdir / "logs" / "operator.log")
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
