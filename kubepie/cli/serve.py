@@ -35,8 +35,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry
 
+    from kubepie.backends.kubernetes import KubernetesBackend
     from kubepie.backends.local import LocalBackend
     from kubepie.backends.metrics import PrometheusBackendMetrics
+    from kubepie.kube.client import connect
     from kubepie.router.account import RouterAccount, lookup
     from kubepie.router.errors import RouterError
     from kubepie.router.server import serve_forever
@@ -77,11 +79,26 @@ def run(args: argparse.Namespace) -> int:
             socket_owner=account.ids if account is not None else None,
         )
 
+    def kubernetes_backend(
+        settings: KubePieSettings, registry: CollectorRegistry
+    ) -> KubernetesBackend:
+        # The router hands <state_dir>/run to its account at start; this backend keeps no
+        # sockets there, but the directory must exist as with the local backend.
+        run_dir = settings.state_dir / "run"
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return KubernetesBackend(
+            settings.backend,
+            settings.mount_specs,
+            connect(settings.backend.kubernetes.kubeconfig),
+            min_uid=settings.identity.min_uid,
+            metrics=PrometheusBackendMetrics(registry),
+        )
+
     ui = web_ui(settings)
     try:
         return serve_forever(
             settings,
-            local_backend,
+            kubernetes_backend if settings.backend.kind == "kubernetes" else local_backend,
             log_level=args.log_level,
             web_routes=ui.web_routes,
             error_page=ui.error_page,

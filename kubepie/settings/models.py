@@ -208,11 +208,28 @@ class MountSettings(Frozen):
         return MountSpec(self.name, self.path, self.read_only)
 
 
+class KubernetesBackendSettings(Frozen):
+    """``backend.kind: kubernetes``: each user's server is a ``FileServer`` resource that
+    ``kubepie operator`` turns into a Pod."""
+
+    namespace: str = Field(default="kubepie", min_length=1)
+    """Namespace of the FileServers (the operator's ``namespace``)."""
+    kubeconfig: Path | None = None
+    """A kubeconfig file; unset uses the router Pod's ServiceAccount."""
+    activity_interval: Duration = 60.0
+    """Seconds between two reports of a user's activity (``status.lastActivity``): once a
+    minute is precise enough for an idle timeout of minutes and spares the API a write per
+    request."""
+
+
 class BackendSettings(Frozen):
     """Where per-user file servers run."""
 
-    kind: Literal["local"] = "local"
-    """``local``: one process per user on this machine (the embedded default)."""
+    kind: Literal["local", "kubernetes"] = "local"
+    """``local``: one process per user on this machine (the embedded default);
+    ``kubernetes``: one Pod per user, made by ``kubepie operator`` (see ``kubernetes``)."""
+    kubernetes: KubernetesBackendSettings = KubernetesBackendSettings()
+    """Where the FileServers live (read only when ``kind`` is ``kubernetes``)."""
     idle_timeout: Duration = 900.0
     """Seconds without requests after which a user's server is stopped: 15 minutes keeps a
     working session's server warm while freeing memory soon after people leave."""

@@ -18,6 +18,7 @@ import yaml
 from kubepie.kube.client import KubeApi, connect
 from kubepie.kube.errors import NotFound
 from tests.kubepie.kube.controlplane import ROOT, ControlPlane, binaries
+from tests.kubepie.router.conftest import router_area  # noqa: F401 (the router's storage)
 from tests.support import ManagedProcess
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "charts" / "kubepie" / "crds" / "fileserver.yaml"

@@ -276,7 +276,9 @@ class ControlPlane:
     def _kubeconfig(self, path: Path, user: str, token: str, namespace: str = "default") -> None:
         write_kubeconfig(path, self.url, self.ca_file, user, token, namespace)
 
-    def service_account_kubeconfig(self, path: Path, namespace: str, name: str) -> Path:
+    def service_account_kubeconfig(
+        self, path: Path, namespace: str, name: str, *, embed_ca: bool = True
+    ) -> Path:
         """A kubeconfig authenticating as ServiceAccount ``namespace/name`` (which must exist),
         with a token requested from the apiserver (TokenRequest, valid for a day)."""
         answer = subprocess.run(
@@ -298,7 +300,14 @@ class ControlPlane:
             check=True,
         )
         token = json.loads(answer.stdout)["status"]["token"]
-        write_kubeconfig(path, self.url, self.ca_file, f"{namespace}-{name}", token, namespace)
+        ca_file = self.ca_file
+        if not embed_ca:
+            ca_file = self.workdir / "ca.crt"
+            shutil.copyfile(self.ca_file, ca_file)
+            ca_file.chmod(0o644)
+        write_kubeconfig(
+            path, self.url, ca_file, f"{namespace}-{name}", token, namespace, embed_ca=embed_ca
+        )
         return path
 
     # -- stop -----------------------------------------------------------------------------
@@ -312,14 +321,26 @@ class ControlPlane:
 
 
 def write_kubeconfig(
-    path: Path, url: str, ca_file: Path, user: str, token: str, namespace: str = "default"
+    path: Path,
+    url: str,
+    ca_file: Path,
+    user: str,
+    token: str,
+    namespace: str = "default",
+    *,
+    embed_ca: bool = True,
 ) -> None:
-    """A kubeconfig with one cluster, one token user and one context (mode 0600)."""
-    ca = base64.b64encode(ca_file.read_bytes()).decode()
+    """A kubeconfig with one cluster, one token user and one context (mode 0600). With
+    ``embed_ca=False`` it names ``ca_file`` instead of holding the CA (for a process that
+    drops root: the client library writes embedded data to a temporary file of its own)."""
+    if embed_ca:
+        ca = "certificate-authority-data: " + base64.b64encode(ca_file.read_bytes()).decode()
+    else:
+        ca = f"certificate-authority: {ca_file}"
     path.write_text(
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- name: kubepie-test\n  cluster:\n    server: {url}\n"
-        f"    certificate-authority-data: {ca}\n"
+        f"    {ca}\n"
         f"users:\n- name: {user}\n  user:\n    token: {token}\n"
         f"contexts:\n- name: {user}\n  context:\n    cluster: kubepie-test\n"
         f"    user: {user}\n    namespace: {namespace}\n"
