@@ -7,8 +7,13 @@ import asyncio
 import logging
 import signal
 
+from identity.directory import Directory
+from identity.models import Identity
+from kubepie.admission.review import Policy
 from kubepie.kube.client import connect
 from kubepie.operator import kopf_app
+from kubepie.operator.certs import make_serving_certificate
+from kubepie.operator.errors import ConfigurationError
 from kubepie.operator.manifests import PodTemplate
 from kubepie.operator.reconcile import Reconciler
 from kubepie.operator.settings import OperatorSettings
@@ -38,6 +43,8 @@ async def serve(settings: OperatorSettings) -> None:
         namespace=settings.namespace,
         reconcile_interval=settings.reconcile_interval,
     )
+    if settings.webhook.enabled:
+        _add_admission(registry, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -47,3 +54,75 @@ async def serve(settings: OperatorSettings) -> None:
         await kopf_app.run(registry, namespace=settings.namespace, stop=stop)
     finally:
         await api.aclose()
+
+
+def directory(settings: OperatorSettings) -> Directory:
+    """The directory the webhook and the NSS sync read (``static`` or ``ldap``)."""
+    ident = settings.identity
+    if ident.source == "static" and ident.static_file is not None:
+        from identity.static import StaticDirectory
+
+        return StaticDirectory.load(ident.static_file)
+    if ident.source == "ldap" and ident.ldap is not None:
+        from identity.ldap import LdapDirectory
+
+        return LdapDirectory(ident.ldap.directory_settings())
+    raise ConfigurationError("identity: the operator needs a static or ldap directory")
+
+
+def user_lookup(source: Directory) -> kopf_app.UserLookup:
+    async def lookup(username: str) -> Identity | None:
+        user = await source.lookup_user(username)
+        if user is None:
+            return None
+        groups = await source.groups_for(user)
+        return Identity(
+            issuer="directory",
+            sub=user.username,
+            username=user.username,
+            uid=user.uid,
+            gid=user.gid,
+            gids=tuple(g.gid for g in groups),
+            groups=tuple(g.name for g in groups),
+        )
+
+    return lookup
+
+
+def _add_admission(registry: kopf_app.Registry, settings: OperatorSettings) -> None:
+    hook = settings.webhook
+    mounts = tuple(m.to_spec() for m in settings.mounts)
+    fileservers = Policy(
+        min_uid=settings.min_uid,
+        creators=frozenset(hook.operator_users),
+        username_label=hook.username_label,
+        mounts=mounts,
+    )
+    hub = None
+    hub_label = None
+    if hook.hub_label:
+        key, _, value = hook.hub_label.partition("=")
+        hub_label = (key, value)
+        hub = Policy(
+            min_uid=settings.min_uid,
+            creators=frozenset(hook.hub_users),
+            username_label=hook.username_label,
+            mounts=mounts,
+        )
+    kopf_app.add_webhook(
+        registry,
+        lookup=user_lookup(directory(settings)),
+        fileservers=fileservers,
+        hub=hub,
+        hub_label=hub_label,
+    )
+    files = make_serving_certificate(hook.cert_dir, hook.url_host)
+    server = kopf_app.webhook_server(
+        listen_host=hook.listen_host,
+        port=hook.port,
+        url_host=hook.url_host,
+        ca_pem=files.ca_pem,
+        cert_file=str(files.cert_file),
+        key_file=str(files.key_file),
+    )
+    kopf_app.enable_admission(registry, server, hook.configuration_name)

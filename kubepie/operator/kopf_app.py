@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import kopf
 
+from identity.models import Identity
+from kubepie.admission import review
+from kubepie.admission.errors import Refused
 from kubepie.kube.client import KubeApi
 from kubepie.kube.resources import (
     GROUP,
@@ -29,6 +32,9 @@ from kubepie.kube.resources import (
 from kubepie.operator.reconcile import Outcome, Reconciler
 
 log = logging.getLogger("kubepie.operator")
+
+#: The handler registry, for callers that must not import kopf themselves.
+Registry = kopf.OperatorRegistry
 
 
 def build_registry(
@@ -136,3 +142,94 @@ async def run(
         )
     finally:
         waiter.cancel()
+
+
+#: Looks a user up in the directory: the Identity, or None when unknown.
+UserLookup = Callable[[str], Awaitable[Identity | None]]
+
+
+def add_webhook(
+    registry: kopf.OperatorRegistry,
+    *,
+    lookup: UserLookup,
+    fileservers: review.Policy,
+    hub: review.Policy | None,
+    hub_label: tuple[str, str] | None,
+) -> None:
+    """PieSec: mutate and validate file-server Pods (and Hub Pods when ``hub_label`` is set).
+    ``persistent``: the configurations stay when the operator stops, so that with the webhook
+    down (failure policy Fail) no such Pod is created."""
+    selections: list[tuple[str, dict[str, str], review.Policy]] = [
+        ("fileserver", {LABEL_ROLE: ROLE_FILESERVER}, fileservers)
+    ]
+    if hub is not None and hub_label is not None:
+        selections.append(("hub", {hub_label[0]: hub_label[1]}, hub))
+    for kind, labels, policy in selections:
+        _add_pair(registry, kind, labels, policy, lookup)
+
+
+def _add_pair(
+    registry: kopf.OperatorRegistry,
+    kind: str,
+    labels: dict[str, str],
+    policy: review.Policy,
+    lookup: UserLookup,
+) -> None:
+    @kopf.on.mutate(
+        "v1",
+        "pods",
+        id=f"mutate-{kind}",
+        labels=labels,
+        operations=["CREATE"],
+        persistent=True,
+        registry=registry,
+    )
+    async def mutate(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        try:
+            user = await lookup(review.username_of(body, policy))
+        except Refused as exc:
+            raise kopf.AdmissionError(str(exc), code=403) from exc
+        if user is None:
+            return  # the validating webhook refuses it, naming the user
+        patch.spec["securityContext"] = review.security_patch(user)
+
+    @kopf.on.validate(
+        "v1",
+        "pods",
+        id=f"validate-{kind}",
+        labels=labels,
+        operations=["CREATE"],
+        persistent=True,
+        registry=registry,
+    )
+    async def validate(body: kopf.Body, userinfo: kopf.UserInfo, **_: Any) -> None:
+        requester = str(userinfo.get("username", ""))
+        try:
+            name = review.username_of(body, policy)
+            review.check(body, requester, await lookup(name), policy)
+        except Refused as exc:
+            log.warning("admission refused a %s Pod of %s: %s", kind, requester, exc)
+            raise kopf.AdmissionError(str(exc), code=403) from exc
+
+
+def webhook_server(
+    *, listen_host: str, port: int, url_host: str, ca_pem: bytes, cert_file: str, key_file: str
+) -> kopf.WebhookServer:
+    """kopf's HTTPS webhook server with our certificate; the CA becomes the ``caBundle``."""
+    return kopf.WebhookServer(
+        addr=listen_host,
+        port=port,
+        host=url_host,
+        cadata=ca_pem,
+        certfile=cert_file,
+        pkeyfile=key_file,
+    )
+
+
+def enable_admission(
+    registry: kopf.OperatorRegistry, server: kopf.WebhookServer, configuration_name: str
+) -> None:
+    @kopf.on.startup(registry=registry, id="admission")
+    def configure_admission(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.admission.server = server
+        settings.admission.managed = configuration_name

@@ -86,7 +86,10 @@ class Reconciler:
             made_for = (pod["metadata"].get("annotations") or {}).get(
                 "kubepie.io/fileserver-generation"
             )
-            if status.pod_is_finished(pod) or made_for != str(generation):
+            finished = status.pod_is_finished(pod)
+            if finished and status.finished_for(pod, self._clock()) < status.RESTART_DELAY:
+                pass  # reported as Failed; replaced by a later pass
+            elif finished or made_for != str(generation):
                 replaced = status.report(pod).message or "the spec changed"
                 await self._delete_pod(pod)
                 pod = await self._get(self._path("pods", name))

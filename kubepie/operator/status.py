@@ -86,6 +86,20 @@ def pod_is_finished(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Failed", "Succeeded")
 
 
+def finished_for(pod: Mapping[str, Any], now: datetime.datetime) -> float:
+    """Seconds since the Pod's container ended (0 when unknown): a server that keeps failing
+    is replaced at most once per :data:`RESTART_DELAY`, not in a tight loop."""
+    for container in (pod.get("status") or {}).get("containerStatuses") or []:
+        ended = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        if ended:
+            return idle_seconds({"status": {"lastActivity": ended}}, now)
+    return 0.0
+
+
+#: Seconds a finished Pod is kept (and reported) before it is replaced.
+RESTART_DELAY = 5.0
+
+
 def new_status(
     previous: Mapping[str, Any], pod_report: PodReport, generation: int, now: str
 ) -> dict[str, Any]:

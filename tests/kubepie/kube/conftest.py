@@ -11,15 +11,20 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from identity.models import Identity
 from kubepie.kube.client import KubeApi, connect
-from kubepie.kube.errors import NotFound
+from kubepie.kube.errors import Forbidden, KubeError, NotFound
 from tests.kubepie.kube.controlplane import ROOT, ControlPlane, binaries
-from tests.kubepie.router.conftest import router_area  # noqa: F401 (the router's storage)
-from tests.support import ManagedProcess
+from tests.kubepie.router import conftest as router_fixtures
+from tests.support import ManagedProcess, free_port
+
+#: The router tests' storage (home, data, group areas), shared with the kubernetes end to end.
+router_area = router_fixtures.router_area
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "charts" / "kubepie" / "crds" / "fileserver.yaml"
 
@@ -148,18 +153,32 @@ async def process_kubelet(
 
 
 OPERATOR_NAMESPACE = "kubepie"
-#: Users of the static directory the operator reads (uids as in the router tests).
-DIRECTORY = {
+#: The static directory the operator reads: the test population of the OIDC provider.
+DIRECTORY: dict[str, dict[str, dict[str, Any]]] = {
     "users": {
-        "alice": {"uid": 10001, "gid": 10001, "home": "/home/alice"},
-        "bob": {"uid": 10002, "gid": 10002, "home": "/home/bob"},
+        name: {"uid": uid, "gid": uid, "home": f"/home/{name}"}
+        for name, uid in (("alice", 10001), ("bob", 10002), ("carol", 10003), ("dave", 10004))
     },
     "groups": {
         "alice": {"gid": 10001},
         "bob": {"gid": 10002},
+        "carol": {"gid": 10003},
+        "dave": {"gid": 10004},
         "physics": {"gid": 20001, "members": ["alice", "bob"]},
+        "beamline-x": {"gid": 20002, "members": ["alice", "carol"]},
     },
 }
+
+
+def directory_identity(user: str) -> Identity:
+    """``user`` as the directory has them (what the webhook enforces)."""
+    uid = DIRECTORY["users"][user]["uid"]
+    groups = {
+        name: entry["gid"]
+        for name, entry in DIRECTORY["groups"].items()
+        if name == user or user in entry.get("members", [])
+    }
+    return Identity("directory", user, user, uid, uid, tuple(groups.values()), tuple(groups))
 
 
 @dataclass
@@ -202,6 +221,7 @@ async def operator(
     kube_admin: KubeApi,
     fileserver_crd: str,
     process_kubelet: Kubelet,
+    router_area: Path,
 ) -> AsyncIterator[Operator]:
     await make_namespace(kube_admin, OPERATOR_NAMESPACE)
     directory = control_plane.workdir / "directory.yaml"
@@ -216,13 +236,55 @@ async def operator(
                 "pod": {"image": "kubepie:test", "image_pull_policy": "Never"},
                 "reconcile_interval": 1,
                 "idle_timeout": 600,
-                "webhook": {"enabled": False},
+                "mounts": [
+                    {"name": "home", "path": f"{control_plane.workdir}/storage/home/{{username}}"},
+                    {"name": "rhome", "path": f"{router_area}/home/{{username}}"},
+                    {"name": "data", "path": f"{router_area}/data", "read_only": True},
+                    {"name": "group-{group}", "path": f"{router_area}/group/{{group}}"},
+                ],
+                "webhook": {
+                    "listen_host": "127.0.0.1",
+                    "port": free_port(),
+                    "url_host": "127.0.0.1",
+                    "cert_dir": str(control_plane.workdir / "webhook"),
+                    "operator_users": ["admin"],
+                    "configuration_name": "kubepie.io",
+                },
             }
         )
     )
     handle = Operator(OPERATOR_NAMESPACE, config, control_plane.workdir / "logs" / "operator.log")
     handle.start()
+    await webhook_active(kube_admin, OPERATOR_NAMESPACE)
     try:
         yield handle
     finally:
         handle.stop()
+
+
+async def webhook_active(api: KubeApi, namespace: str) -> None:
+    """Wait until the apiserver calls the operator's webhook: a file-server Pod running as
+    root is refused (kopf registers the configurations, and the apiserver picks them up,
+    shortly after the operator starts)."""
+    probe = {
+        "metadata": {
+            "name": "webhook-probe",
+            "labels": {"kubepie.io/role": "fileserver", "kubepie.io/username": "alice"},
+        },
+        "spec": {
+            "nodeName": "nowhere",
+            "containers": [{"name": "c", "image": "none", "securityContext": {"runAsUser": 0}}],
+        },
+    }
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    for _ in range(300):
+        try:
+            await api.create(path, probe)
+        except Forbidden:
+            return
+        except KubeError:
+            pass  # the webhook is registered but not listening yet
+        else:
+            await api.delete(f"{path}/webhook-probe", grace_seconds=0)
+        await asyncio.sleep(0.2)
+    raise TimeoutError("the admission webhook never refused a root file-server Pod")

@@ -15,6 +15,7 @@ POD = {
     "metadata": {"name": "probe"},
     "spec": {
         "automountServiceAccountToken": False,
+        "nodeSelector": {"kubepie.io/no-such-node": "true"},  # so the scheduler must refuse it
         "containers": [{"name": "c", "image": "example.invalid/none:1", "command": ["true"]}],
     },
 }
@@ -31,7 +32,7 @@ async def test_admin_creates_a_pod_and_rbac_refuses_alice(
     # the default ServiceAccount exists: the controller-manager is running
     account = await kube_admin.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
     assert account["metadata"]["name"] == "default"
-    # the scheduler looked at the pod: no node exists yet, so it is unschedulable
+    # the scheduler looked at the pod: no node matches, so it is unschedulable
     for _ in range(600):
         pod = await kube_admin.get(f"/api/v1/namespaces/{namespace}/pods/probe")
         conditions = pod.get("status", {}).get("conditions") or []

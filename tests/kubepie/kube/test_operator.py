@@ -25,7 +25,7 @@ from kubepie.kube.resources import (
     fileserver_spec,
 )
 from kubepie.operator.manifests import secret_key
-from tests.kubepie.kube.conftest import Kubelet, Operator
+from tests.kubepie.kube.conftest import Kubelet, Operator, directory_identity
 from tests.kubepie.kube.controlplane import ControlPlane
 
 SECRET_HEADER = "X-KubePie-Server-Secret"
@@ -45,9 +45,9 @@ def storage(plane: ControlPlane, user: str, uid: int) -> Path:
 
 
 def identity(user: str, uid: int) -> Identity:
-    return Identity(
-        "https://issuer", f"sub-{user}", user, uid, uid, (uid, 20001), (user, "physics")
-    )
+    found = directory_identity(user)
+    assert found.uid == uid
+    return found
 
 
 async def until(
@@ -115,7 +115,7 @@ async def test_a_fileserver_becomes_a_pod_serving_as_the_user(
     pod = await kube_admin.get(f"/api/v1/namespaces/{ns}/pods/{name}")
     assert pod["metadata"]["ownerReferences"][0]["uid"] == fs["metadata"]["uid"]
     assert pod["spec"]["securityContext"]["runAsUser"] == 10001
-    assert pod["spec"]["securityContext"]["supplementalGroups"] == [10001, 20001]
+    assert pod["spec"]["securityContext"]["supplementalGroups"] == [10001, 20001, 20002]
     secret = await kube_admin.get(f"/api/v1/namespaces/{ns}/secrets/{name}")
     key = secret_key(secret)
     assert key is not None
