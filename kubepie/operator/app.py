@@ -11,7 +11,7 @@ from identity.directory import Directory
 from identity.models import Identity
 from kubepie.admission.review import Policy
 from kubepie.kube.client import connect
-from kubepie.operator import kopf_app
+from kubepie.operator import kopf_app, nss
 from kubepie.operator.certs import make_serving_certificate
 from kubepie.operator.errors import ConfigurationError
 from kubepie.operator.manifests import PodTemplate
@@ -51,7 +51,20 @@ async def serve(settings: OperatorSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     log.info("operator for FileServers in namespace %s", settings.namespace)
     try:
-        await kopf_app.run(registry, namespace=settings.namespace, stop=stop)
+        async with asyncio.TaskGroup() as group:
+            if settings.nss_configmap:
+                nss_task = group.create_task(
+                    nss.keep_in_step(
+                        api,
+                        settings.namespace,
+                        settings.nss_configmap,
+                        lambda: directory(settings),
+                        settings.nss_interval,
+                    )
+                )
+            await kopf_app.run(registry, namespace=settings.namespace, stop=stop)
+            if settings.nss_configmap:
+                nss_task.cancel()
     finally:
         await api.aclose()
 

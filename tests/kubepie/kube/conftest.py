@@ -188,6 +188,7 @@ class Operator:
     namespace: str
     config: Path
     log: Path
+    directory: Path
     proc: ManagedProcess | None = None
 
     def start(self) -> None:
@@ -235,6 +236,7 @@ async def operator(
                 "identity": {"source": "static", "static_file": str(directory)},
                 "pod": {"image": "kubepie:test", "image_pull_policy": "Never"},
                 "reconcile_interval": 1,
+                "nss_interval": 1,
                 "idle_timeout": 600,
                 "mounts": [
                     {"name": "home", "path": f"{control_plane.workdir}/storage/home/{{username}}"},
@@ -253,7 +255,9 @@ async def operator(
             }
         )
     )
-    handle = Operator(OPERATOR_NAMESPACE, config, control_plane.workdir / "logs" / "operator.log")
+    handle = Operator(
+        OPERATOR_NAMESPACE, config, control_plane.workdir / "logs" / "operator.log", directory
+    )
     handle.start()
     await webhook_active(kube_admin, OPERATOR_NAMESPACE)
     try:
