@@ -21,7 +21,7 @@ check: deps
 	$(VENV)/bin/lint-imports
 
 bench: deps
-	@for b in backend fileserver identity router; do echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b || exit 1; done
+	@for b in backend fileserver identity router kubernetes; do echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache
