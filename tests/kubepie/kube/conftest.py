@@ -5,6 +5,7 @@ the admin and for ``alice``, a user without RBAC grants."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -19,8 +20,10 @@ import yaml
 from identity.models import Identity
 from kubepie.kube.client import KubeApi, connect
 from kubepie.kube.errors import Forbidden, KubeError, NotFound
+from tests.fixtures.oidc import OidcProvider
 from tests.kubepie.kube.controlplane import ROOT, ControlPlane, binaries
 from tests.kubepie.router import conftest as router_fixtures
+from tests.kubepie.router.conftest import CLAIMS_IDENTITY, Router, start_router
 from tests.support import ManagedProcess, free_port
 
 #: The router tests' storage (home, data, group areas), shared with the kubernetes end to end.
@@ -157,13 +160,20 @@ OPERATOR_NAMESPACE = "kubepie"
 DIRECTORY: dict[str, dict[str, dict[str, Any]]] = {
     "users": {
         name: {"uid": uid, "gid": uid, "home": f"/home/{name}"}
-        for name, uid in (("alice", 10001), ("bob", 10002), ("carol", 10003), ("dave", 10004))
+        for name, uid in (
+            ("alice", 10001),
+            ("bob", 10002),
+            ("carol", 10003),
+            ("dave", 10004),
+            ("frank", 10006),
+        )
     },
     "groups": {
         "alice": {"gid": 10001},
         "bob": {"gid": 10002},
         "carol": {"gid": 10003},
         "dave": {"gid": 10004},
+        "frank": {"gid": 10006},
         "physics": {"gid": 20001, "members": ["alice", "bob"]},
         "beamline-x": {"gid": 20002, "members": ["alice", "carol"]},
     },
@@ -292,3 +302,78 @@ async def webhook_active(api: KubeApi, namespace: str) -> None:
             await api.delete(f"{path}/webhook-probe", grace_seconds=0)
         await asyncio.sleep(0.2)
     raise TimeoutError("the admission webhook never refused a root file-server Pod")
+
+
+ROUTER_ROLE = {
+    "metadata": {"name": "kubepie-router"},
+    "rules": [
+        {
+            "apiGroups": ["kubepie.io"],
+            "resources": ["fileservers"],
+            "verbs": ["get", "create", "patch"],
+        },
+        {"apiGroups": ["kubepie.io"], "resources": ["fileservers/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+async def kube_router(
+    oidc_provider: OidcProvider,
+    router_area: Path,
+    control_plane: ControlPlane,
+    kube_admin: KubeApi,
+    operator: Operator,
+    process_kubelet: Kubelet,
+) -> AsyncIterator[Router]:
+    ns = operator.namespace
+    await kube_admin.create(
+        f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "kubepie-router"}}
+    )
+    await kube_admin.create(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", ROUTER_ROLE
+    )
+    await kube_admin.create(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
+        {
+            "metadata": {"name": "kubepie-router"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "kubepie-router",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "kubepie-router", "namespace": ns}],
+        },
+    )
+    kubeconfig = control_plane.service_account_kubeconfig(
+        control_plane.workdir / "router.kubeconfig", ns, "kubepie-router", embed_ca=False
+    )
+    os.chown(kubeconfig, 999 if _has_user("kubepie") else 0, -1)
+    router = start_router(
+        oidc_provider,
+        router_area,
+        name="router-k8s",
+        identity=CLAIMS_IDENTITY,
+        extra={
+            "backend": {
+                "kind": "kubernetes",
+                "start_timeout": 60,
+                "kubernetes": {"namespace": ns, "kubeconfig": str(kubeconfig)},
+            }
+        },
+    )
+    try:
+        yield router
+    finally:
+        router.stop()
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

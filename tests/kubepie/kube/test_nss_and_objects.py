@@ -61,18 +61,18 @@ async def test_objects_in_the_cluster_are_valid_for_current_kubernetes(
     kube_admin: KubeApi, operator: Operator, control_plane: ControlPlane, tmp_path: Path
 ) -> None:
     ns = operator.namespace
-    home = control_plane.workdir / "storage" / "home" / "dave"
+    home = control_plane.workdir / "storage" / "home" / "frank"
     home.mkdir(parents=True, exist_ok=True)
-    dave = Identity("directory", "dave", "dave", 10004, 10004, (10004,), ("dave",))
-    spec = fileserver_spec(dave, [ResolvedMount("home", str(home), False)])
-    await kube_admin.create(fileserver_path(ns), fileserver_object("fs-dave", spec))
+    frank = Identity("directory", "frank", "frank", 10006, 10006, (10006,), ("frank",))
+    spec = fileserver_spec(frank, [ResolvedMount("home", str(home), False)])
+    await kube_admin.create(fileserver_path(ns), fileserver_object("fs-frank", spec))
     for _ in range(300):
         try:
-            pod = await kube_admin.get(f"/api/v1/namespaces/{ns}/pods/fs-dave")
+            pod = await kube_admin.get(f"/api/v1/namespaces/{ns}/pods/fs-frank")
             break
         except NotFound:
             await asyncio.sleep(0.1)
-    secret = await kube_admin.get(f"/api/v1/namespaces/{ns}/secrets/fs-dave")
+    secret = await kube_admin.get(f"/api/v1/namespaces/{ns}/secrets/fs-frank")
     admission = "/apis/admissionregistration.k8s.io/v1"
     objects = [
         pod,
@@ -104,4 +104,4 @@ async def test_objects_in_the_cluster_are_valid_for_current_kubernetes(
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("passed") == len(objects), result.stdout
-    await kube_admin.delete(fileserver_path(ns, "fs-dave"))
+    await kube_admin.delete(fileserver_path(ns, "fs-frank"))

@@ -6,93 +6,14 @@ user, and requests flow through the router to the Pod with the per-server key.""
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from kubepie.kube.client import KubeApi
 from kubepie.kube.resources import fileserver_path
-from tests.fixtures.oidc import OidcProvider
-from tests.kubepie.kube.conftest import Kubelet, Operator
-from tests.kubepie.kube.controlplane import ControlPlane
-from tests.kubepie.router.conftest import CLAIMS_IDENTITY, Router, start_router
-
-ROUTER_ROLE = {
-    "metadata": {"name": "kubepie-router"},
-    "rules": [
-        {
-            "apiGroups": ["kubepie.io"],
-            "resources": ["fileservers"],
-            "verbs": ["get", "create", "patch"],
-        },
-        {"apiGroups": ["kubepie.io"], "resources": ["fileservers/status"], "verbs": ["patch"]},
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
-    ],
-}
-
-
-@pytest.fixture(scope="module")
-async def kube_router(
-    oidc_provider: OidcProvider,
-    router_area: Path,
-    control_plane: ControlPlane,
-    kube_admin: KubeApi,
-    operator: Operator,
-    process_kubelet: Kubelet,
-) -> AsyncIterator[Router]:
-    ns = operator.namespace
-    await kube_admin.create(
-        f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "kubepie-router"}}
-    )
-    await kube_admin.create(
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", ROUTER_ROLE
-    )
-    await kube_admin.create(
-        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings",
-        {
-            "metadata": {"name": "kubepie-router"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": "kubepie-router",
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "kubepie-router", "namespace": ns}],
-        },
-    )
-    kubeconfig = control_plane.service_account_kubeconfig(
-        control_plane.workdir / "router.kubeconfig", ns, "kubepie-router", embed_ca=False
-    )
-    os.chown(kubeconfig, 999 if _has_user("kubepie") else 0, -1)
-    router = start_router(
-        oidc_provider,
-        router_area,
-        name="router-k8s",
-        identity=CLAIMS_IDENTITY,
-        extra={
-            "backend": {
-                "kind": "kubernetes",
-                "start_timeout": 60,
-                "kubernetes": {"namespace": ns, "kubeconfig": str(kubeconfig)},
-            }
-        },
-    )
-    try:
-        yield router
-    finally:
-        router.stop()
-
-
-def _has_user(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+from tests.kubepie.kube.conftest import Operator
+from tests.kubepie.router.conftest import Router
 
 
 def bearer(router: Router, user: str) -> dict[str, str]:
