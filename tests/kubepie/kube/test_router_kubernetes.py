@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from kubepie.kube.client import KubeApi
+from kubepie.kube.errors import NotFound
 from kubepie.kube.resources import fileserver_path
 from tests.kubepie.kube.conftest import Operator
 from tests.kubepie.router.conftest import Router
@@ -76,3 +77,35 @@ async def test_twenty_concurrent_first_requests_make_one_fileserver(
 
 
 pytestmark = pytest.mark.root
+
+
+async def test_a_killed_pod_comes_back_behind_the_router(
+    kube_router: Router, kube_admin: KubeApi, operator: Operator
+) -> None:
+    url = f"{kube_router.url}/dav/home/hello-again.txt"
+    async with httpx.AsyncClient(trust_env=False, timeout=90) as http:
+        put = await http.put(url, content=b"still here\n", headers=bearer(kube_router, "alice"))
+        assert put.status_code in (201, 204), put.text
+        path = f"/api/v1/namespaces/{operator.namespace}/pods/fs-alice"
+        old = await kube_admin.get(path)
+        # not forced: the Pod object stays until the process kubelet has stopped the server
+        await kube_admin.delete(path, grace_seconds=1)
+        for _ in range(300):
+            try:
+                if (await kube_admin.get(path))["metadata"]["uid"] != old["metadata"]["uid"]:
+                    break
+            except NotFound:
+                break
+            await asyncio.sleep(0.1)
+        statuses = []
+        for _ in range(300):
+            answer = await http.get(url, headers=bearer(kube_router, "alice"))
+            statuses.append(answer.status_code)
+            if answer.status_code == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert answer.status_code == 200, statuses
+        assert answer.text == "still here\n"
+    new = await kube_admin.get(path)
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    assert set(statuses[:-1]) <= {502, 503}  # while the Pod was gone: a retryable answer
