@@ -91,7 +91,7 @@ class OperatorSettings(Frozen):
         if self.identity.source == "claims":
             raise required_with(
                 "identity",
-                "source must be 'ldap' or 'static': the webhook looks users up by name",
+                "identity.source must be 'ldap' or 'static': the webhook looks users up by name",
             )
         return self
 
