@@ -128,7 +128,10 @@ def test_every_key_is_documented_in_the_model_and_the_example() -> None:
         ),
         ({"mounts": []}, "mounts: tuple should have at least 1 item"),
         ({"backend": {"idle_timeout": "soon"}}, "backend.idle_timeout: a duration is"),
-        ({"backend": {"kind": "kubernetes"}}, "backend.kind: input should be 'local'"),
+        (
+            {"backend": {"kind": "docker"}},
+            "backend.kind: input should be 'local' or 'kubernetes'",
+        ),
         ({"state_dir": ["x"]}, "state_dir: input is not a valid path"),
         ({"accounting": {"log_files": "/x"}}, "accounting.log_files: unknown key"),
     ],

@@ -260,6 +260,8 @@ async def operator(
                     "url_host": "127.0.0.1",
                     "cert_dir": str(control_plane.workdir / "webhook"),
                     "operator_users": ["admin"],
+                    "hub_users": ["alice"],  # stands in for the Hub's ServiceAccount
+                    "hub_label": "component=singleuser-server",
                     "configuration_name": "kubepie.io",
                 },
             }

@@ -144,3 +144,23 @@ async def test_with_the_webhook_down_no_such_pod_is_created(
     finally:
         operator.start()
         await webhook_active(kube_admin, operator.namespace)
+
+
+async def test_hub_pods_get_the_users_ids_and_only_the_hub_may_create_them(
+    kube_admin: KubeApi, kube_alice: KubeApi, operator: Operator
+) -> None:
+    """Pods with the configured Hub label (z2jh's ``component=singleuser-server``) are
+    mutated and checked like file servers, with the Hub's user as the only creator."""
+    body = pod("jupyter-bob")
+    body["metadata"]["labels"] = {"component": "singleuser-server", "kubepie.io/username": "bob"}
+    path = f"/api/v1/namespaces/{operator.namespace}/pods"
+    created = await kube_alice.create(path, body)  # alice has edit rights (test above)
+    assert created["spec"]["securityContext"]["runAsUser"] == 10002
+    assert created["spec"]["securityContext"]["supplementalGroups"] == [10002, 20001]
+    body["metadata"]["name"] = "jupyter-bob-2"
+    with pytest.raises(Forbidden) as refused:
+        await kube_admin.create(path, body)
+    assert refused.value.message == (
+        'admission webhook "validate-hub.kubepie.io" denied the request: '
+        "admin may not create KubePie Pods: only alice may"
+    )
