@@ -26,8 +26,19 @@ from tests.kubepie.router import conftest as router_fixtures
 from tests.kubepie.router.conftest import CLAIMS_IDENTITY, Router, start_router
 from tests.support import ManagedProcess, free_port
 
-#: The router tests' storage (home, data, group areas), shared with the kubernetes end to end.
-router_area = router_fixtures.router_area
+
+@pytest.fixture(scope="session")
+def router_area() -> Iterator[Path]:
+    """Storage for the router with the kubernetes backend, laid out as the router tests' own
+    (home, data, group areas) but separate from it, so neither sees the other's files."""
+    area = Path(tempfile.mkdtemp(prefix="kubepie-k8s-router-", dir="/tmp"))
+    area.chmod(0o755)
+    router_fixtures._storage(area)
+    try:
+        yield area
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
+
 
 CRD_FILE = Path(__file__).resolve().parents[3] / "charts" / "kubepie" / "crds" / "fileserver.yaml"
 
