@@ -18,8 +18,9 @@
 
 :func:`from_oserror` translates an ``OSError`` from the filesystem into this tree;
 :func:`status_for_errno` gives the status alone. ``EINVAL`` stays a 500 on purpose: on Linux
-it means a wrong call of ours far more often than a name the filesystem refuses. Every class has a short ``reason`` that is
-safe to show to the client (it names no path); the message may carry more for the log.
+it means a wrong call of ours far more often than a name the filesystem refuses. Every class
+has a short ``reason`` that is safe to show to the client (it names no path); the message may
+carry more for the log.
 """
 
 from __future__ import annotations
