@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import pytest
 import yaml
 
 from tests.fixtures.oidc import OidcClient, OidcProvider, drive_login
+from tests.fixtures.slapd import Slapd
 from tests.support import ManagedProcess, free_port
 
 #: Seconds before an idle user's server is stopped (short, so the lifecycle test can see it).
@@ -162,6 +164,29 @@ def start_router(
     handle = Router(name, url, f"http://127.0.0.1:{s3_port}", area, path, client, provider, env)
     handle.start()
     return handle
+
+
+@contextlib.contextmanager
+def ldap_router_running(
+    oidc_provider: OidcProvider, area: Path, slapd: Slapd, *, name: str, cache_ttl: float
+) -> Iterator[Router]:
+    """A router whose identities come from the test ``slapd`` (cached ``cache_ttl`` s)."""
+    identity = {
+        "source": "ldap",
+        "cache_ttl": cache_ttl,
+        "ldap": {
+            "url": slapd.url,
+            "user_base": slapd.user_base,
+            "group_base": slapd.group_base,
+            "bind_dn": slapd.bind_dn,
+            "bind_password": slapd.bind_password,
+        },
+    }
+    handle = start_router(oidc_provider, area, name=name, identity=identity)
+    try:
+        yield handle
+    finally:
+        handle.stop()
 
 
 @pytest.fixture(scope="session")

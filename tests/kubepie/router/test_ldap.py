@@ -15,29 +15,22 @@ import pytest
 
 from tests.fixtures.oidc import OidcProvider
 from tests.fixtures.slapd import GROUPS, PEOPLE, Slapd
-from tests.kubepie.router.conftest import Router, basic, browser_login, start_router
+from tests.kubepie.router.conftest import (
+    Router,
+    basic,
+    browser_login,
+    ldap_router_running,
+)
 
 CACHE_TTL = 1.0
 
 
 @pytest.fixture(scope="module")
 def ldap_router(oidc_provider: OidcProvider, router_area: Path, slapd: Slapd) -> Iterator[Router]:
-    identity = {
-        "source": "ldap",
-        "cache_ttl": CACHE_TTL,
-        "ldap": {
-            "url": slapd.url,
-            "user_base": slapd.user_base,
-            "group_base": slapd.group_base,
-            "bind_dn": slapd.bind_dn,
-            "bind_password": slapd.bind_password,
-        },
-    }
-    handle = start_router(oidc_provider, router_area, name="ldap-router", identity=identity)
-    try:
+    with ldap_router_running(
+        oidc_provider, router_area, slapd, name="ldap-router", cache_ttl=CACHE_TTL
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 async def _whoami(router: Router, auth: tuple[str, str]) -> httpx.Response:

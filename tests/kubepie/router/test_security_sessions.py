@@ -15,7 +15,7 @@ import pytest
 from kubepie.router.sessions import SqliteSessionStore
 from tests.fixtures.oidc import OidcProvider, drive_login
 from tests.fixtures.slapd import PEOPLE, Slapd, ssha
-from tests.kubepie.router.conftest import Router, browser_login, start_router
+from tests.kubepie.router.conftest import Router, browser_login, ldap_router_running
 
 CACHE_TTL = 1.0
 
@@ -65,22 +65,10 @@ async def test_a_new_login_ends_the_browsers_previous_session(router: Router) ->
 
 @pytest.fixture(scope="module")
 def ldap_router(oidc_provider: OidcProvider, router_area: Path, slapd: Slapd) -> Iterator[Router]:
-    identity = {
-        "source": "ldap",
-        "cache_ttl": CACHE_TTL,
-        "ldap": {
-            "url": slapd.url,
-            "user_base": slapd.user_base,
-            "group_base": slapd.group_base,
-            "bind_dn": slapd.bind_dn,
-            "bind_password": slapd.bind_password,
-        },
-    }
-    handle = start_router(oidc_provider, router_area, name="sessions-ldap", identity=identity)
-    try:
+    with ldap_router_running(
+        oidc_provider, router_area, slapd, name="sessions-ldap", cache_ttl=CACHE_TTL
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 DAVE = (

@@ -12,7 +12,7 @@ from playwright.async_api import BrowserContext
 
 from tests.fixtures.oidc import OidcProvider
 from tests.fixtures.slapd import Slapd
-from tests.kubepie.router.conftest import Router, browser_login, start_router
+from tests.kubepie.router.conftest import Router, browser_login, ldap_router_running
 from tests.kubepie.web.conftest import shot
 
 CACHE_TTL = 1.0
@@ -23,22 +23,10 @@ HTML = {"accept": "text/html"}
 def ldap_web_router(
     oidc_provider: OidcProvider, router_area: Path, slapd: Slapd
 ) -> Iterator[Router]:
-    identity = {
-        "source": "ldap",
-        "cache_ttl": CACHE_TTL,
-        "ldap": {
-            "url": slapd.url,
-            "user_base": slapd.user_base,
-            "group_base": slapd.group_base,
-            "bind_dn": slapd.bind_dn,
-            "bind_password": slapd.bind_password,
-        },
-    }
-    handle = start_router(oidc_provider, router_area, name="web-ldap", identity=identity)
-    try:
+    with ldap_router_running(
+        oidc_provider, router_area, slapd, name="web-ldap", cache_ttl=CACHE_TTL
+    ) as handle:
         yield handle
-    finally:
-        handle.stop()
 
 
 async def test_directory_down_is_a_page_that_says_so(
