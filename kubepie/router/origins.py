@@ -26,6 +26,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar, Self
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -41,7 +42,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PROPFIND", "TRACE"})
 #: Header a cookie-authenticated API write may carry its CSRF token in.
 CSRF_HEADER = "x-csrf-token"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_LABEL = b"kubepie.router.api-csrf-token.v1"
 
 
 def origin_of(url: str) -> str:
@@ -90,29 +90,32 @@ def refuse_foreign(method: str, headers: Mapping[str, str], public_origin: str) 
             raise Forbidden(f"{reason}: refused, it could act with your login")
 
 
-def derive_key(material: bytes) -> bytes:
-    """The API CSRF key for one configured encryption key (a label no other use shares)."""
-    return hmac.new(material, _LABEL, hashlib.sha256).digest()
-
-
 @dataclass(frozen=True, slots=True)
 class CsrfTokens:
-    """Per-session tokens of the JSON API: an HMAC of the session cookie's value, so a token
-    changes with every login and needs no storage."""
+    """Per-session CSRF tokens: an HMAC of the session cookie's value under a key derived
+    from a configured encryption key with :attr:`LABEL`, so a token changes with every login
+    and needs no storage. This class makes the JSON API's; the web UI's forms use a subclass
+    with a label and purpose of their own (:class:`kubepie.web.csrf.CsrfGuard`)."""
 
     key: bytes = field(repr=False)
+    #: Derives this kind's key from the configured key material (no other use shares it).
+    LABEL: ClassVar[bytes] = b"kubepie.router.api-csrf-token.v1"
+    #: Prefixed to the cookie value before the MAC.
+    PURPOSE: ClassVar[bytes] = b"api:"
 
     @classmethod
-    def from_material(cls, material: bytes) -> CsrfTokens:
+    def from_material(cls, material: bytes) -> Self:
         if not material:
             raise ValueError("a key is needed")
-        return cls(derive_key(material))
+        return cls(hmac.new(material, cls.LABEL, hashlib.sha256).digest())
 
     def token(self, session_cookie: str) -> str:
-        mac = hmac.new(self.key, b"api:" + session_cookie.encode(), hashlib.sha256).digest()
+        """The token of the session whose cookie value is ``session_cookie``."""
+        mac = hmac.new(self.key, self.PURPOSE + session_cookie.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
     def valid(self, session_cookie: str | None, token: str | None) -> bool:
+        """Whether ``token`` is the token of ``session_cookie`` (constant-time comparison)."""
         if not session_cookie or not token:
             return False
         return hmac.compare_digest(self.token(session_cookie).encode(), token.encode())

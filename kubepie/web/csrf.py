@@ -10,40 +10,18 @@ cookie is also ``SameSite=Lax``, so a cross-site POST does not even carry the se
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
+
+from kubepie.router.origins import CsrfTokens
 
 #: The form field every POST carries.
 CSRF_FIELD = "csrf_token"
-_LABEL = b"kubepie.web.csrf-token.v1"
-
-
-def derive_key(material: bytes) -> bytes:
-    """The CSRF key for one configured encryption key (a label no other use shares)."""
-    return hmac.new(material, _LABEL, hashlib.sha256).digest()
 
 
 @dataclass(frozen=True, slots=True)
-class CsrfGuard:
-    """Makes and checks the per-session tokens."""
+class CsrfGuard(CsrfTokens):
+    """Makes and checks the forms' per-session tokens (the API's mechanism, a key of its own)."""
 
-    key: bytes = field(repr=False)
-
-    @classmethod
-    def from_material(cls, material: bytes) -> CsrfGuard:
-        if not material:
-            raise ValueError("a key is needed")
-        return cls(derive_key(material))
-
-    def token(self, session: str) -> str:
-        """The token of the session whose cookie value is ``session``."""
-        mac = hmac.new(self.key, b"session:" + session.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-    def valid(self, session: str | None, token: str | None) -> bool:
-        """Whether ``token`` is the token of ``session`` (constant-time comparison)."""
-        if not session or not token:
-            return False
-        return hmac.compare_digest(self.token(session).encode(), token.encode())
+    LABEL: ClassVar[bytes] = b"kubepie.web.csrf-token.v1"
+    PURPOSE: ClassVar[bytes] = b"session:"
